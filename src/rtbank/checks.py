@@ -1,0 +1,1 @@
+"""System checks: refuse bad configuration at start-up with a message that says what to fix."""

@@ -1,0 +1,5 @@
+"""Database readiness for CLI verbs."""
+
+
+def prepare(verb: str) -> str | None:
+    return None

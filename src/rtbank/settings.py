@@ -1,0 +1,165 @@
+"""rtbank settings: everything comes from ``RTBANK_*`` environment variables with safe defaults.
+
+Embedded defaults (SQLite in WAL mode, files under ``RTBANK_HOME``) need no configuration at all;
+``RTBANK_DATABASE_URL=postgresql://…`` switches to PostgreSQL. Bad values are refused at start-up by the
+system checks in :mod:`rtbank.checks`, never discovered later by a failing request.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rtbank.config import database_from_url, env_bool, env_int, env_list, read_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent
+
+# --- paths -----------------------------------------------------------------------------------------
+HOME = Path(os.environ.get("RTBANK_HOME", "var")).resolve()
+SPOOL_DIR = Path(os.environ.get("RTBANK_SPOOL", str(HOME / "spool")))
+BLOB_DIR = Path(os.environ.get("RTBANK_BLOBS", str(HOME / "blobs")))
+EXPORT_DIR = Path(os.environ.get("RTBANK_EXPORTS", str(HOME / "exports")))
+
+# --- core Django -------------------------------------------------------------------------------------
+DEBUG = env_bool("RTBANK_DEBUG", False)
+SECRET_KEY = read_secret_key(HOME)
+ALLOWED_HOSTS = env_list("RTBANK_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("RTBANK_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rtbank.apps.RtbankConfig",
+    "rtbank.work",
+    "rtbank.eventlog",
+    "rtbank.catalog",
+    "rtbank.ingest",
+    "rtbank.projects",
+    "rtbank.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "rtbank.web.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "rtbank.urls"
+WSGI_APPLICATION = "rtbank.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "rtbank.web.context.site",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(os.environ.get("RTBANK_DATABASE_URL", ""), HOME)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = os.environ.get("RTBANK_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = HOME / "static"
+# Served by WhiteNoise from the app folders: no collectstatic step before `rtbank up`.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+# --- security (production profile unless RTBANK_DEBUG) ----------------------------------------------
+SESSION_COOKIE_AGE = env_int("RTBANK_SESSION_SECONDS", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Behind TLS (the deployment case) cookies must never travel in clear; the local demo serves plain HTTP
+# on 127.0.0.1 and says so with RTBANK_INSECURE_HTTP=1.
+_HTTPS = not env_bool("RTBANK_INSECURE_HTTP", False)
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+SECURE_SSL_REDIRECT = _HTTPS and env_bool("RTBANK_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = 31536000 if _HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
+SECURE_HSTS_PRELOAD = _HTTPS
+if env_bool("RTBANK_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SILENCED_SYSTEM_CHECKS: list[str] = []
+
+# --- DICOM -------------------------------------------------------------------------------------------
+AE_TITLE = os.environ.get("RTBANK_AE_TITLE", "RTBANK")
+DICOM_PORT = env_int("RTBANK_DICOM_PORT", 11112)
+HTTP_PORT = env_int("RTBANK_HTTP_PORT", 8000)
+BIND_ADDRESS = os.environ.get("RTBANK_BIND", "127.0.0.1")
+# Accept any calling AE title from any host: for a local demo only, never on a network.
+ALLOW_ANY_CALLING_AE = env_bool("RTBANK_ALLOW_ANY_AE", False)
+# Free space kept in reserve on the spool file system: below it the receiver answers
+# "out of resources" (0xA700) instead of filling the disk.
+SPOOL_RESERVE_MB = env_int("RTBANK_SPOOL_RESERVE_MB", 512)
+# Seconds a DICOM association may stay idle (large doses over slow links need generous values).
+DICOM_TIMEOUT_S = env_int("RTBANK_DICOM_TIMEOUT", 120)
+
+# --- work --------------------------------------------------------------------------------------------
+WORK_LEASE_S = env_int("RTBANK_WORK_LEASE", 300)
+WORK_MAX_ATTEMPTS = env_int("RTBANK_WORK_MAX_ATTEMPTS", 10)
+WORK_BATCH = env_int("RTBANK_WORK_BATCH", 64)
+WORK_POLL_S = float(os.environ.get("RTBANK_WORK_POLL", "0.5"))
+
+# --- mail --------------------------------------------------------------------------------------------
+EMAIL_HOST = os.environ.get("RTBANK_SMTP_HOST", "127.0.0.1")
+EMAIL_PORT = env_int("RTBANK_SMTP_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("RTBANK_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("RTBANK_SMTP_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("RTBANK_SMTP_TLS", False)
+EMAIL_TIMEOUT = 20
+DEFAULT_FROM_EMAIL = os.environ.get("RTBANK_MAIL_FROM", "rtbank@localhost")
+SITE_URL = os.environ.get("RTBANK_SITE_URL", f"http://127.0.0.1:{HTTP_PORT}")
+
+# --- logging -----------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("RTBANK_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # pynetdicom logs every PDU at INFO; keep the console readable.
+        "pynetdicom": {"level": "WARNING"},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
