@@ -72,9 +72,10 @@ def _run_service_verb(args: list[str]) -> int:
     django.setup()
     from django.core.management import execute_from_command_line
 
-    if args[0] not in _NO_DB_VERBS and not args[0].startswith("-"):
-        from rtbank import dbstate
+    from rtbank import dbstate
 
+    dbstate.ensure_home()
+    if args[0] not in _NO_DB_VERBS and not args[0].startswith("-"):
         problem = dbstate.prepare(args[0])
         if problem:
             print(f"rtbank: {problem}", file=sys.stderr)

@@ -1,5 +1,47 @@
-"""Database readiness for CLI verbs."""
+"""Is the database ready for a CLI verb?
+
+On embedded SQLite there is one machine and one operator, so every verb applies pending migrations
+itself. On PostgreSQL several services may start at once on several machines: they refuse to start
+while migrations are pending and tell the operator to run ``rtbank migrate`` (no N-worker race).
+"""
+
+from __future__ import annotations
+
+from django.core.management import call_command
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+
+
+def pending_migrations() -> list[str]:
+    connection = connections[DEFAULT_DB_ALIAS]
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
+
+
+def ensure_home() -> None:
+    """RTBANK_HOME must exist before SQLite can create its database file there."""
+    from django.conf import settings
+
+    try:
+        settings.HOME.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # the system check names the problem
 
 
 def prepare(verb: str) -> str | None:
+    """Make the database usable for ``verb``; return a one-line problem when it cannot be."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    try:
+        if engine.endswith("sqlite3"):
+            if pending_migrations():
+                call_command("migrate", interactive=False, verbosity=0)
+            return None
+        pending = pending_migrations()
+    except Exception as exc:  # noqa: BLE001 - turn any database failure into one readable line
+        return f"cannot use the database: {exc}".splitlines()[0]
+    if pending:
+        return f"{len(pending)} database migration(s) pending; run `rtbank migrate` first"
     return None

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rtbank.apps.RtbankConfig",
     "rtbank.work",
     "rtbank.eventlog",
+    "rtbank.institutions",
     "rtbank.catalog",
     "rtbank.ingest",
     "rtbank.projects",

@@ -1,0 +1,236 @@
+"""Axial image series of the phantom: planning and diagnostic CT, MR and PET.
+
+All series are axial, head first supine, one slice per file, as scanners in RT departments write them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from rtbank.dicom import sop
+from rtbank.dicom.synth.common import base_dataset, code, ds_list, ds_text, item, sequence
+from rtbank.dicom.synth.context import Generated, PatientContext, Series, clock_time
+from rtbank.dicom.synth.phantom import Anatomy, Contrast, Pose
+from rtbank.dicom.synth.shapes import FloatArray
+
+AXIAL = ["1", "0", "0", "0", "1", "0"]
+
+
+@dataclass(frozen=True)
+class ImageGrid:
+    """Pixel centres of an axial series in its frame of reference.
+
+    Attributes
+    ----------
+    xs, ys
+        Column and row centres, mm (increasing).
+    zs
+        Slice positions in instance order (superior first), mm.
+    pixel_mm, thickness_mm
+        Pixel spacing and slice spacing (= thickness), mm.
+    """
+
+    xs: FloatArray
+    ys: FloatArray
+    zs: tuple[float, ...]
+    pixel_mm: float
+    thickness_mm: float
+
+    @classmethod
+    def axial(cls, fov_mm: float, columns: int, z_top_mm: float, slices: int, thickness_mm: float) -> ImageGrid:
+        pixel = round(fov_mm / columns, 3)
+        first = round(-(columns - 1) / 2 * pixel, 4)
+        axis = first + pixel * np.arange(columns)
+        zs = tuple(round(z_top_mm - k * thickness_mm, 2) for k in range(slices))
+        return cls(axis, axis.copy(), zs, pixel, thickness_mm)
+
+    @property
+    def size(self) -> int:
+        return len(self.xs)
+
+
+@dataclass
+class ImageSeries:
+    """A generated image series; ``slice_uids`` includes slices that were then lost (``missing``)."""
+
+    series: Series
+    grid: ImageGrid
+    pose: Pose
+    sop_class_uid: str
+    slice_uids: list[str] = field(default_factory=list)
+    objects: list[Generated] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def slice_uid_at(self, z: float) -> str:
+        return self.slice_uids[self.grid.zs.index(z)]
+
+
+def ct_series(
+    ctx: PatientContext,
+    series: Series,
+    anatomy: Anatomy,
+    pose: Pose,
+    grid: ImageGrid,
+    day: dt.date,
+    drop_slice: int | None = None,
+) -> ImageSeries:
+    """A CT series of ``anatomy`` placed by ``pose``; ``drop_slice`` (an index) is generated then lost."""
+    out = ImageSeries(series, grid, pose, sop.CT_IMAGE)
+    noise = ctx.np_rng("noise", series.uid)
+    acquired = clock_time(ctx.rng, 8, 15)
+    for k, z in enumerate(grid.zs):
+        uid = ctx.uid("image", series.uid, k)
+        out.slice_uids.append(uid)
+        hu = anatomy.sample(pose, grid.xs, grid.ys, z, "ct") + noise.normal(0.0, 6.0, (grid.size, grid.size))
+        ds = _image_dataset(ctx, series, sop.CT_IMAGE, uid, grid, z, acquired)
+        if k == drop_slice:
+            out.missing.append(uid)
+            continue
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.KVP = "120"
+        ds.AcquisitionNumber = 1
+        ds.ConvolutionKernel = "B30f" if "SIEMENS" in series.equipment.manufacturer else "STANDARD"
+        ds.PatientPosition = "HFS"
+        ds.RescaleIntercept = "-1024"
+        ds.RescaleSlope = "1"
+        ds.RescaleType = "HU"
+        ds.WindowCenter = "40"
+        ds.WindowWidth = "400"
+        _set_pixels(ds, np.clip(np.rint(hu + 1024.0), 0, 4095).astype(np.uint16), bits_stored=12)
+        out.objects.append(Generated(ds, series))
+    return out
+
+
+def mr_series(
+    ctx: PatientContext, series: Series, anatomy: Anatomy, pose: Pose, grid: ImageGrid, field_t: float
+) -> ImageSeries:
+    """A T1-weighted axial MR series."""
+    out = ImageSeries(series, grid, pose, sop.MR_IMAGE)
+    noise = ctx.np_rng("noise", series.uid)
+    acquired = clock_time(ctx.rng, 8, 15)
+    for k, z in enumerate(grid.zs):
+        uid = ctx.uid("image", series.uid, k)
+        out.slice_uids.append(uid)
+        signal = anatomy.sample(pose, grid.xs, grid.ys, z, "mr")
+        signal = signal * (1.0 + noise.normal(0.0, 0.03, signal.shape)) + np.abs(noise.normal(0, 4, signal.shape))
+        ds = _image_dataset(ctx, series, sop.MR_IMAGE, uid, grid, z, acquired)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+        ds.ScanningSequence = "SE"
+        ds.SequenceVariant = ["SK", "SP"]
+        ds.ScanOptions = ""
+        ds.MRAcquisitionType = "2D"
+        ds.SequenceName = "tse2d1_3"
+        ds.AngioFlag = "N"
+        ds.RepetitionTime = "600"
+        ds.EchoTime = "12"
+        ds.EchoTrainLength = 3
+        ds.MagneticFieldStrength = ds_text(field_t, 1)
+        ds.ImagingFrequency = ds_text(42.577 * field_t, 4)
+        ds.ImagedNucleus = "1H"
+        ds.PatientPosition = "HFS"
+        ds.AcquisitionNumber = 1
+        _set_pixels(ds, np.clip(np.rint(signal), 0, 4095).astype(np.uint16), bits_stored=12)
+        ds.WindowCenter = "400"
+        ds.WindowWidth = "800"
+        out.objects.append(Generated(ds, series))
+    return out
+
+
+def pet_series(
+    ctx: PatientContext, series: Series, anatomy: Anatomy, pose: Pose, grid: ImageGrid, injected: str
+) -> ImageSeries:
+    """An attenuation-corrected FDG PET series in Bq/ml; ``injected`` is the injection time (TM)."""
+    out = ImageSeries(series, grid, pose, sop.PET_IMAGE)
+    noise = ctx.np_rng("noise", series.uid)
+    weight_kg = 60 + ctx.index % 40
+    dose_bq = 3.5e6 * weight_kg
+    bq_per_suv = dose_bq / (weight_kg * 1000.0)
+    suv = np.stack([anatomy.sample(pose, grid.xs, grid.ys, z, "pet") for z in grid.zs])
+    activity = np.clip(suv * (1.0 + noise.normal(0.0, 0.08, suv.shape)), 0, None) * bq_per_suv
+    slope = float(activity.max()) / 32767.0 or 1.0
+    slope_text = ds_text(slope, 6)
+    stored = np.clip(np.rint(activity / float(slope_text)), 0, 32767).astype(np.uint16)
+    for k, z in enumerate(grid.zs):
+        uid = ctx.uid("image", series.uid, k)
+        out.slice_uids.append(uid)
+        ds = _image_dataset(ctx, series, sop.PET_IMAGE, uid, grid, z, clock_time(ctx.rng, 9, 12))
+        _pet_attributes(ds, len(grid.zs), k, injected, dose_bq, weight_kg)
+        ds.RescaleIntercept = "0"
+        ds.RescaleSlope = slope_text
+        _set_pixels(ds, stored[k], bits_stored=16)
+        out.objects.append(Generated(ds, series))
+    return out
+
+
+def _pet_attributes(ds: Dataset, slices: int, index: int, injected: str, dose_bq: float, weight_kg: int) -> None:
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.PatientWeight = str(weight_kg)
+    ds.Units = "BQML"
+    ds.CountsSource = "EMISSION"
+    ds.SeriesType = ["STATIC", "IMAGE"]
+    ds.CorrectedImage = ["DECY", "ATTN", "SCAT", "RAN", "NORM"]
+    ds.RandomsCorrectionMethod = "DLYD"
+    ds.AttenuationCorrectionMethod = "CT-based"
+    ds.ReconstructionMethod = "OSEM 3i21s"
+    ds.DecayCorrection = "START"
+    ds.DecayFactor = "1.1"
+    ds.NumberOfSlices = slices
+    ds.ImageIndex = index + 1
+    ds.FrameReferenceTime = "0"
+    ds.ActualFrameDuration = 120000
+    ds.AcquisitionNumber = 1
+    ds.CollimatorType = "NONE"
+    ds.PatientOrientationCodeSequence = sequence([code("102538003", "SCT", "recumbent")])
+    ds.PatientOrientationCodeSequence[0].PatientOrientationModifierCodeSequence = sequence(
+        [code("40199007", "SCT", "supine")]
+    )
+    ds.PatientGantryRelationshipCodeSequence = sequence([code("102540008", "SCT", "headfirst")])
+    ds.RadiopharmaceuticalInformationSequence = sequence(
+        [
+            item(
+                Radiopharmaceutical="Fluorodeoxyglucose",
+                RadiopharmaceuticalStartTime=injected,
+                RadionuclideTotalDose=ds_text(dose_bq, 0),
+                RadionuclideHalfLife="6586.2",
+                RadionuclidePositronFraction="0.9673",
+                RadionuclideCodeSequence=sequence([code("77004003", "SCT", "^18^Fluorine")]),
+                RadiopharmaceuticalCodeSequence=sequence([code("35321007", "SCT", "Fluorodeoxyglucose F^18^")]),
+            )
+        ]
+    )
+
+
+def _image_dataset(
+    ctx: PatientContext, series: Series, sop_class: str, uid: str, grid: ImageGrid, z: float, acquired: str
+) -> Dataset:
+    ds = base_dataset(ctx, series, sop_class, uid, series.date, series.time)
+    ds.ContentDate = series.date
+    ds.ContentTime = series.time
+    ds.AcquisitionDate = series.date
+    ds.AcquisitionTime = acquired
+    if series.body_part:
+        ds.BodyPartExamined = series.body_part
+    ds.Laterality = ""
+    ds.PatientOrientation = ["L", "P"]
+    ds.SliceThickness = ds_text(grid.thickness_mm, 3)
+    ds.ImagePositionPatient = [ds_text(grid.xs[0], 4), ds_text(grid.ys[0], 4), ds_text(z, 2)]
+    ds.ImageOrientationPatient = AXIAL
+    ds.SliceLocation = ds_text(z, 2)
+    ds.PixelSpacing = ds_list((grid.pixel_mm, grid.pixel_mm), 4)
+    return ds
+
+
+def _set_pixels(ds: Dataset, pixels: NDArray[np.uint16], bits_stored: int) -> None:
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels.astype("<u2").tobytes()

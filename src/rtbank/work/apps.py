@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class WorkConfig(AppConfig):
+    """Work rows, leases, retries, the worker loop and the scheduler."""
+
+    name = "rtbank.work"
+    label = "work"
