@@ -87,10 +87,11 @@ def run(args: argparse.Namespace) -> int:
         on_result=_show,
     )
     written = sum(1 for r in report.results if r.ok)
+    options = ", ".join(sorted(o.cli_name for o in profile.options)) or "none"
     print(
         f"{written} of {len(report.results)} file(s) anonymised into {len(copy_ids)} cop"
         f"{'y' if len(copy_ids) == 1 else 'ies'} under {args.out} "
-        f"(PS3.15-{action_table().edition}, options: {', '.join(sorted(o.cli_name for o in profile.options)) or 'none'})"
+        f"(PS3.15-{action_table().edition} Basic Profile, options: {options})"
     )
     print(f"pseudonyms: {report.pseudonyms_csv}")
     print(f"UID map: {report.uid_map_csv}")

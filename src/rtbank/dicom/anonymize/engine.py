@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from rtbank.dicom.anonymize.errors import AnonymizationRefused
 from rtbank.dicom.anonymize.keyed import (
@@ -62,11 +62,11 @@ from rtbank.dicom.anonymize.values import (
 )
 from rtbank.dicom.uids import uid_from
 
-IMPLEMENTATION_CLASS_UID = uid_from("rtbank", "anonymize", "implementation class")
+IMPLEMENTATION_CLASS_UID = UID(uid_from("rtbank", "anonymize", "implementation class"))
 IMPLEMENTATION_VERSION_NAME = "RTBANK_ANON_1"
 _PATIENT_ID = 0x00100020
 _PATIENT_NAME = 0x00100010
-# VRs whose values the engine must see (map, shift, clean, recurse); everything else passes through as encoded.
+# VRs whose values the engine must see (map, shift, clean, recurse); the rest passes through as encoded.
 _VALUE_VRS = frozenset({"SQ", "UI", "AE", "UN", "DA", "DT", "TM", "LO", "SH", "ST", "LT", "UT", "UC", "PN"})
 _Element = DataElement | RawDataElement
 _DEID_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})  # set by the engine itself
@@ -355,9 +355,9 @@ def _check_acceptable(ds: Dataset) -> RetainList:
     return retain
 
 
-def _transfer_syntax(ds: Dataset) -> str:
+def _transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
-    syntax = str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
+    syntax = UID(str(meta.get("TransferSyntaxUID", "") or "")) if meta is not None else UID("")
     if syntax and syntax != ExplicitVRBigEndian:
         return syntax
     implicit, _little = ds.original_encoding

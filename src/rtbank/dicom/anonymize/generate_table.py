@@ -146,7 +146,8 @@ RETIRED_RT_ATTRIBUTES: dict[str, dict[str, str]] = {
     "structure-set": {
         # Pre-2011 structure sets name the frame of reference relationships this way.
         "ReferencedFrameOfReferenceSequence>FrameOfReferenceRelationshipSequence": "3",
-        "ReferencedFrameOfReferenceSequence>FrameOfReferenceRelationshipSequence>RelatedFrameOfReferenceUID": "1",
+        "ReferencedFrameOfReferenceSequence>FrameOfReferenceRelationshipSequence>"
+        "RelatedFrameOfReferenceUID": "1",
         "ReferencedFrameOfReferenceSequence>FrameOfReferenceRelationshipSequence>"
         "FrameOfReferenceTransformationType": "1",
         "ReferencedFrameOfReferenceSequence>FrameOfReferenceRelationshipSequence>"
@@ -167,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     retain = build_retain_lists(wheels["highdicom"], {row["tag"] for row in table["rows"]})
     _write_json(args.out / "table_e1_1.json", table, "rows")
     _write_json(args.out / "retain_lists.json", retain, "modules")
-    print(
-        f"wrote {len(table['rows'])} Table E.1-1 rows ({EDITION}) and {len(retain['sop_classes'])} retain lists"
-    )
+    sop_classes = len(retain["sop_classes"])
+    print(f"wrote {len(table['rows'])} Table E.1-1 rows ({EDITION}) and {sop_classes} retain lists")
     return 0
 
 
