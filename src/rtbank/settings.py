@@ -111,13 +111,14 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Behind TLS (the deployment case) cookies must never travel in clear; the local demo serves plain HTTP
 # on 127.0.0.1 and says so with RTBANK_INSECURE_HTTP=1.
-_HTTPS = not env_bool("RTBANK_INSECURE_HTTP", False)
+_HTTPS = not env_bool("RTBANK_INSECURE_HTTP", DEBUG)
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
 SECURE_SSL_REDIRECT = _HTTPS and env_bool("RTBANK_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = 31536000 if _HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
 SECURE_HSTS_PRELOAD = _HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe health over plain HTTP
 if env_bool("RTBANK_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SILENCED_SYSTEM_CHECKS: list[str] = []
