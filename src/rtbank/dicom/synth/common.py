@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian
 
 from rtbank.dicom.synth.context import PatientContext, Series
@@ -31,6 +34,21 @@ def ds_text(value: float, decimals: int = 2) -> str:
 
 def ds_list(values: Iterable[float], decimals: int = 2) -> list[str]:
     return [ds_text(v, decimals) for v in values]
+
+
+def set_ds(ds: Dataset, keyword: str, values: Iterable[str]) -> Dataset:
+    """Set the DS attribute ``keyword`` of ``ds`` to preformatted ``values``, stored as raw Explicit VR
+    Little Endian bytes.
+
+    pydicom otherwise builds and validates one ``DSfloat`` per value, which made contour data and leaf
+    positions most of the generator's run time. Reading the attribute back converts it as usual.
+    """
+    raw = "\\".join(values).encode("ascii")
+    if len(raw) % 2:
+        raw += b" "
+    tag = Tag(tag_for_keyword(keyword))
+    ds[tag] = RawDataElement(tag, "DS", len(raw), raw, 0, False, True)
+    return ds
 
 
 def item(**attributes: Any) -> Dataset:

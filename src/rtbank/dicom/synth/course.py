@@ -7,7 +7,8 @@ record, a trial plan, a second structure set) are built here and reported to the
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 
 from rtbank.dicom.synth.common import ds_text
 from rtbank.dicom.synth.context import Study, clock_time, dicom_date, weekdays_from
@@ -19,6 +20,7 @@ from rtbank.dicom.synth.records import treatment_record
 from rtbank.dicom.synth.registrations import spatial_registration
 from rtbank.dicom.synth.result import PatientArchive, PlanFacts
 from rtbank.dicom.synth.scenario import CourseScenario
+from rtbank.dicom.synth.shapes import Shape
 from rtbank.dicom.synth.sites import Target, scan_range, targets
 from rtbank.dicom.synth.structures import StructureSet, course_rois, structure_set
 
@@ -36,13 +38,14 @@ class Planning:
     rt_study: Study
     anatomy: Anatomy
 
-    def ptvs(self) -> list[tuple[object, float]]:
+    def ptvs(self) -> list[tuple[Shape, float]]:
         return [(moved(t.shape, self.pose), t.dose_gy) for t in self.targets if t.kind == "PTV"]
 
 
-def moved(shape: object, pose: Pose) -> object:
+def moved(shape: Shape, pose: Pose) -> Shape:
+    """``shape`` (anatomy frame) in the frame of a session whose pose is a pure translation."""
     tx, ty, tz = pose.translation
-    return shape.moved(tx, ty, tz)  # type: ignore[attr-defined]
+    return shape.moved(tx, ty, tz)
 
 
 def build_course(out: PatientArchive, anatomy: Anatomy, course: CourseScenario) -> list[str]:
@@ -101,14 +104,14 @@ def _planning(out: PatientArchive, anatomy: Anatomy, course: CourseScenario) -> 
 
 
 def _planning_grid(
-    full_size: bool, fov_mm: float, low: float, high: float, pose: Pose, site: str, rng: object
+    full_size: bool, fov_mm: float, low: float, high: float, pose: Pose, site: str, rng: random.Random
 ) -> ImageGrid:
     thick = ("head_neck", "brain")
     if full_size:
-        thickness = rng.choice((2.0, 2.5, 3.0))  # type: ignore[attr-defined]
+        thickness = rng.choice((2.0, 2.5, 3.0))
         count = int(round((high - low) / thickness))
     else:
-        thickness = rng.choice((2.0, 2.5, 3.0) if site in thick else (3.0, 4.0))  # type: ignore[attr-defined]
+        thickness = rng.choice((2.0, 2.5, 3.0) if site in thick else (3.0, 4.0))
         count = min(80, max(40, int(round((high - low) / thickness))))
     length = (count - 1) * thickness
     top = round((0.5 * (low + high) + 0.5 * length + pose.translation[2]) * 2) / 2
@@ -116,10 +119,8 @@ def _planning_grid(
 
 
 def _plan_spec(planning: Planning, course: CourseScenario, label: str, levels: list[tuple[int, float]],
-               fractions: int, ptv_shapes: list[object], approved: bool = True) -> PlanSpec:  # fmt: skip
-    inst_mlc = ELEKTA_MLC if "Elekta" in (course.machine_vendor if hasattr(course, "machine_vendor") else "") else None
-    del inst_mlc
-    centre = ptv_shapes[0].centre()  # type: ignore[attr-defined]
+               fractions: int, ptv_shapes: list[Shape], approved: bool = True) -> PlanSpec:  # fmt: skip
+    centre = ptv_shapes[0].centre()
     return PlanSpec(
         label=label,
         name=f"{course.site.description} {label}",
@@ -127,7 +128,7 @@ def _plan_spec(planning: Planning, course: CourseScenario, label: str, levels: l
         levels=tuple(levels),
         fractions=fractions,
         isocentre=(round(centre[0], 1), round(centre[1], 1), round(centre[2], 1)),
-        ptvs=tuple(ptv_shapes),  # type: ignore[arg-type]
+        ptvs=tuple(ptv_shapes),
         technique=course.technique,
         machine=course.machine,
         mlc=VARIAN_MLC,
@@ -168,8 +169,6 @@ def _main_plan(out: PatientArchive, planning: Planning, course: CourseScenario) 
 
 
 def _with_machine_mlc(out: PatientArchive, spec: PlanSpec) -> PlanSpec:
-    from dataclasses import replace
-
     elekta = out.context.institution.record_and_verify.manufacturer == "Elekta"
     return replace(spec, mlc=ELEKTA_MLC if elekta else VARIAN_MLC)
 
@@ -187,12 +186,12 @@ def _facts(planning: Planning, course: CourseScenario, plan: Plan, gy: float, tr
     )
 
 
-def _dose(out: PatientArchive, planning: Planning, plan: Plan, ptvs: list[tuple[object, float]], tomo: bool,
+def _dose(out: PatientArchive, planning: Planning, plan: Plan, ptvs: list[tuple[Shape, float]], tomo: bool,
           hot_spot: float = 1.02) -> str:  # fmt: skip
     ctx = out.context
     grid = dose_grid(planning.ct, planning.anatomy, planning.pose, ctx.full_size)
     body = moved(planning.anatomy.body.shape, planning.pose)
-    dose = plan_dose_gy(ptvs, body, grid, hot_spot)  # type: ignore[arg-type]
+    dose = plan_dose_gy(ptvs, body, grid, hot_spot)
     series = ctx.new_series(planning.rt_study, "RTDOSE", f"Dose {plan.spec.label}", ctx.institution.tps,
                             planning.ct.series.frame_of_reference_uid, preferred_number=5)  # fmt: skip
     day = plan.date
@@ -239,7 +238,7 @@ def _boost(out: PatientArchive, planning: Planning, course: CourseScenario, main
     gy = 2.0 * fractions
     inner = next(t for t in planning.targets if t.kind in {"GTV", "CTV"})
     label = f"{main.spec.label[:11]}_bst"
-    shape = moved(inner.shape.grown(4), planning.pose)  # type: ignore[attr-defined]
+    shape = moved(inner.shape.grown(4), planning.pose)
     spec = _plan_spec(planning, course, label, _ptv_levels(planning)[:1], fractions, [shape])
     spec = _with_machine_mlc(out, spec)
     day = course.plan_day + dt.timedelta(days=7)

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from scipy.special import erfc
 
 from rtbank.dicom import sop
-from rtbank.dicom.synth.common import base_dataset, ds_list, ds_text, reference, sequence
+from rtbank.dicom.synth.common import base_dataset, ds_list, ds_text, reference, sequence, set_ds
 from rtbank.dicom.synth.context import Generated, PatientContext, Series
 from rtbank.dicom.synth.images import AXIAL
 from rtbank.dicom.synth.shapes import FloatArray, Shape
@@ -85,7 +85,7 @@ def rt_dose(
     ds.SliceThickness = ds_text(grid.spacing_mm, 3)
     ds.NumberOfFrames = len(grid.zs)
     ds.FrameIncrementPointer = 0x3004000C
-    ds.GridFrameOffsetVector = ds_list(grid.zs - grid.zs[0], 2)
+    set_ds(ds, "GridFrameOffsetVector", ds_list(grid.zs - grid.zs[0], 2))
     ds.DoseUnits = "GY"
     ds.DoseType = "PHYSICAL"
     ds.DoseSummationType = "PLAN"

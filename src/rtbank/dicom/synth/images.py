@@ -107,9 +107,15 @@ def ct_series(
 
 
 def mr_series(
-    ctx: PatientContext, series: Series, anatomy: Anatomy, pose: Pose, grid: ImageGrid, field_t: float
+    ctx: PatientContext,
+    series: Series,
+    anatomy: Anatomy,
+    pose: Pose,
+    grid: ImageGrid,
+    field_t: float,
+    weighting: str = "T1",
 ) -> ImageSeries:
-    """A T1-weighted axial MR series."""
+    """An axial turbo spin echo MR series, ``T1`` or ``T2`` weighted, at ``field_t`` tesla."""
     out = ImageSeries(series, grid, pose, sop.MR_IMAGE)
     noise = ctx.np_rng("noise", series.uid)
     acquired = clock_time(ctx.rng, 8, 15)
@@ -117,6 +123,8 @@ def mr_series(
         uid = ctx.uid("image", series.uid, k)
         out.slice_uids.append(uid)
         signal = anatomy.sample(pose, grid.xs, grid.ys, z, "mr")
+        if weighting == "T2":  # fluid and fat bright, muscle dark: a rough inversion of the T1 contrast
+            signal = np.where(signal > 0, np.clip(1000.0 - signal, 60.0, None), 0.0)
         signal = signal * (1.0 + noise.normal(0.0, 0.03, signal.shape)) + np.abs(noise.normal(0, 4, signal.shape))
         ds = _image_dataset(ctx, series, sop.MR_IMAGE, uid, grid, z, acquired)
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
@@ -126,9 +134,9 @@ def mr_series(
         ds.MRAcquisitionType = "2D"
         ds.SequenceName = "tse2d1_3"
         ds.AngioFlag = "N"
-        ds.RepetitionTime = "600"
-        ds.EchoTime = "12"
-        ds.EchoTrainLength = 3
+        ds.RepetitionTime = "600" if weighting == "T1" else "4500"
+        ds.EchoTime = "12" if weighting == "T1" else "96"
+        ds.EchoTrainLength = 3 if weighting == "T1" else 15
         ds.MagneticFieldStrength = ds_text(field_t, 1)
         ds.ImagingFrequency = ds_text(42.577 * field_t, 4)
         ds.ImagedNucleus = "1H"

@@ -26,6 +26,7 @@ class PlanFacts:
     record_dates: list[str] = field(default_factory=list)
     course: int = 0
     site: str = ""
+    harvest: dict[str, list[str]] = field(default_factory=lambda: {"instances": [], "series": []})
 
     def entry(self) -> dict[str, Any]:
         spec = self.plan.spec
@@ -47,6 +48,7 @@ class PlanFacts:
             "technique": spec.technique,
             "machine": spec.machine,
             "approval": "APPROVED" if spec.approved else "UNAPPROVED",
+            "harvest_expected": {key: list(values) for key, values in self.harvest.items()},
         }
 
 

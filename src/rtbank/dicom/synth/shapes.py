@@ -7,6 +7,7 @@ phantom's anatomy frame in mm, DICOM patient axes (x towards the patient's left,
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -132,7 +133,11 @@ class Tube:
     def section(self, z: float) -> Ellipse | None:
         if not self.z[0] <= z <= self.z[-1]:
             return None
-        return Ellipse(*(float(np.interp(z, self.z, knots)) for knots in (self.cx, self.cy, self.a, self.b)))
+        k = min(max(bisect.bisect_right(self.z, z) - 1, 0), len(self.z) - 2)
+        z0, z1 = self.z[k], self.z[k + 1]
+        t = (z - z0) / (z1 - z0) if z1 > z0 else 0.0
+        a, b, cx, cy = (v[k] + t * (v[k + 1] - v[k]) for v in (self.a, self.b, self.cx, self.cy))
+        return Ellipse(cx, cy, a, b)
 
     def contains(self, x: FloatArray, y: FloatArray, z: FloatArray) -> NDArray[np.bool_]:
         radial, inside_z = self._radial(x, y, z)

@@ -1,0 +1,162 @@
+"""One synthetic patient: courses, an unregistered diagnostic series, a QA phantom study, all in memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from pydicom.dataset import Dataset
+
+from rtbank.dicom.synth.context import PatientContext, clock_time
+from rtbank.dicom.synth.course import build_course, dose_grid, moved
+from rtbank.dicom.synth.doses import plan_dose_gy, rt_dose
+from rtbank.dicom.synth.images import ImageGrid, ct_series, mr_series
+from rtbank.dicom.synth.naming import Institution
+from rtbank.dicom.synth.phantom import Anatomy, Pose, personal_anatomy, qa_phantom
+from rtbank.dicom.synth.plans import Plan, PlanSpec, rt_plan
+from rtbank.dicom.synth.result import PatientArchive, PlanFacts
+from rtbank.dicom.synth.scenario import CourseScenario, PatientScenario, scenario
+from rtbank.dicom.synth.sites import scan_range
+from rtbank.dicom.synth.structures import phantom_rois, structure_set
+from rtbank.dicom.synth.walk import ReferenceIndex
+
+IMAGE_MODALITIES = frozenset({"CT", "MR", "PT"})
+
+
+def generate_patient(
+    seed: int,
+    index: int,
+    institution: Institution,
+    patients: int = 1,
+    institution_count: int = 1,
+    full_size: bool = False,
+) -> PatientArchive:
+    """Generate patient ``index`` of an archive of ``patients`` patients, in memory.
+
+    Parameters
+    ----------
+    seed, index
+        Together they determine every value and UID of the patient.
+    institution
+        The clinic the patient is treated at.
+    patients, institution_count
+        Size of the archive the patient belongs to (they choose which quirks and site the patient gets).
+    full_size
+        512 × 512 CT with realistic slice counts.
+
+    Returns
+    -------
+    PatientArchive
+        The datasets in creation order and the facts the manifest reports (plans with their expected
+        harvest, decoys, anomalies, ROIs).
+    """
+    ctx = PatientContext(seed, index, institution, full_size)
+    story = scenario(ctx, patients, institution_count)
+    anatomy = personal_anatomy(ctx.rng)
+    out = PatientArchive(ctx)
+    if "unregistered_series" in story.quirks:
+        _unregistered_series(out, anatomy, story)
+    for course in story.courses:
+        start = len(out.objects)
+        uids = build_course(out, anatomy, course)
+        if not course.treated:
+            series = _image_series(out, start)
+            out.decoy("untreated_course", uids, series, detail=f"course {course.number} was planned, never treated")
+    if "qa_phantom" in story.quirks:
+        main = next(f.plan for f in out.plans if f.course == 1)
+        _qa_phantom(out, story.courses[0], main)
+    index = ReferenceIndex(g.dataset for g in out.objects)
+    for facts in out.plans:
+        if facts.treated:
+            facts.harvest = index.harvest(facts.plan.uid)
+    return out
+
+
+def patient_datasets(
+    seed: int, index: int, institution: Institution, full_size: bool = False
+) -> Iterator[Dataset]:
+    """The datasets of one patient (of a one-patient archive, so it shows every quirk), in creation order."""
+    for generated in generate_patient(seed, index, institution, full_size=full_size).objects:
+        yield generated.dataset
+
+
+def _image_series(out: PatientArchive, start: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for generated in out.objects[start:]:
+        if generated.series.modality in IMAGE_MODALITIES:
+            seen.setdefault(generated.series.uid, None)
+    return list(seen)
+
+
+def _unregistered_series(out: PatientArchive, anatomy: Anatomy, story: PatientScenario) -> None:
+    """A diagnostic CT (or pelvic MR) from radiology, in its own frame of reference, never registered."""
+    ctx, rng = out.context, out.context.rng
+    inst = ctx.institution
+    course = story.courses[0]
+    day = course.ct_day - dt.timedelta(days=rng.randrange(20, 200))
+    low, high = scan_range(course.site, anatomy, course.spine_level_mm * anatomy.height_scale)
+    pose = Pose.random(rng, rng.uniform(-200, 200) - 0.5 * (low + high), 3.0)
+    thickness = 4.0 if not ctx.full_size else 2.0
+    count = min(60, max(30, int((high - low) / thickness)))
+    top = round((0.5 * (low + high) + pose.translation[2] + 0.5 * (count - 1) * thickness) * 2) / 2
+    grid = ImageGrid.axial(min(course.site.fov_mm, 420), 512 if ctx.full_size else 128, top, count, thickness)
+    for_uid = ctx.uid("frame", "diagnostic")
+    if course.site.key == "pelvis":
+        study = ctx.new_study("diagnostic-mr", day, "MR pelvis")
+        series = ctx.new_series(study, "MR", "T2 tra", inst.mr_scanner, for_uid, preferred_number=5)
+        image = mr_series(ctx, series, anatomy, pose, grid, 1.5, weighting="T2")
+    else:
+        study = ctx.new_study("diagnostic-ct", day, f"CT {course.site.description} with contrast")
+        series = ctx.new_series(study, "CT", "Venous phase 4mm", inst.ct_scanner, for_uid, preferred_number=3)
+        series.body_part = course.site.body_part
+        image = ct_series(ctx, series, anatomy, pose, grid, day)
+    out.add_images(image)
+    uids = [str(g.dataset.SOPInstanceUID) for g in image.objects]
+    out.decoy("unregistered_series", uids, [series.uid], detail="diagnostic series never registered to a planning CT")
+
+
+def _qa_phantom(out: PatientArchive, course: CourseScenario, main: Plan) -> None:
+    """Patient-specific QA: the main plan recalculated on a phantom, and a machine QA open field."""
+    ctx, rng = out.context, out.context.rng
+    inst = ctx.institution
+    start = len(out.objects)
+    day = course.plan_day + dt.timedelta(days=1)
+    study = ctx.new_study("qa-phantom", day, "Patient QA phantom")
+    phantom = qa_phantom()
+    pose = Pose(translation=(0.0, round(rng.uniform(-5, 5), 1), round(rng.uniform(-200, 200) * 2) / 2))
+    thickness, count = (2.0, 150) if ctx.full_size else (4.0, 75)
+    top = pose.translation[2] + 0.5 * (count - 1) * thickness
+    grid = ImageGrid.axial(400, 512 if ctx.full_size else 128, top, count, thickness)
+    for_uid = ctx.uid("frame", "qa-phantom")
+    ct = ct_series(ctx, ctx.new_series(study, "CT", "QA phantom", inst.ct_scanner, for_uid, preferred_number=2),
+                   phantom, pose, grid, day)  # fmt: skip
+    out.add_images(ct)
+    rois = phantom_rois(phantom, inst.roi_style, rng)
+    ss_series = ctx.new_series(study, "RTSTRUCT", "QA phantom", inst.tps, preferred_number=3)
+    ss = structure_set(ctx, ss_series, ct, rois, "QA_Phantom", study.date, clock_time(rng, 8, 16))
+    out.add_structure_set(ss)
+    iso = pose.translation
+    shift = tuple(i - m for i, m in zip(iso, main.spec.isocentre, strict=True))
+    ptvs = tuple(s.moved(*shift) for s in main.spec.ptvs)
+    per_fraction = [(s, gy / main.spec.fractions) for s, (_, gy) in zip(ptvs, main.spec.levels, strict=False)]
+    verification = PlanSpec(f"QA_{main.spec.label}"[:16], f"Verification of {main.spec.label}", "VERIFICATION", (),
+                            1, iso, ptvs, main.spec.technique, main.spec.machine, main.spec.mlc, True, ss.uid)  # fmt: skip
+    machine_qa = PlanSpec("OF10x10", "Open field 10 x 10", "MACHINE_QA", (), 1, iso, (), "OPEN_FIELD",
+                          main.spec.machine, main.spec.mlc, True, ss.uid)  # fmt: skip
+    for spec in (verification, machine_qa):
+        series = ctx.new_series(study, "RTPLAN", spec.name, inst.tps, for_uid, preferred_number=4)
+        plan = rt_plan(ctx, series, spec, study.date, clock_time(rng, 9, 17), rng)
+        out.add(plan.generated)
+        gy = main.spec.dose_per_fraction_gy if spec is verification else 0.0
+        facts = PlanFacts(plan, spec.intent, False, ss.uid, ct.series.uid, round(gy, 4), course=course.number,
+                          site="qa_phantom")  # fmt: skip
+        out.plans.append(facts)
+        if spec is verification and per_fraction:
+            grid_d = dose_grid(ct, phantom, pose, ctx.full_size)
+            dose = plan_dose_gy(per_fraction, moved(phantom.body.shape, pose), grid_d)
+            dose_series = ctx.new_series(study, "RTDOSE", f"Dose {spec.label}", inst.tps, for_uid)
+            generated = rt_dose(ctx, dose_series, grid_d, dose, inst.dose_bits, plan.uid, None, study.date, plan.time)
+            out.add(generated)
+            facts.doses.append(str(generated.dataset.SOPInstanceUID))
+    uids = [str(g.dataset.SOPInstanceUID) for g in out.objects[start:]]
+    out.decoy("qa_phantom", uids, [ct.series.uid], detail=f"verification of {main.spec.label} and machine QA")
