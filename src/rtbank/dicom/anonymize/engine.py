@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -222,7 +222,7 @@ class Anonymizer:
         if action == "X":
             return None
         if action == "Z":
-            return DataElement(tag, vr, Sequence() if vr == "SQ" else None)
+            return DataElement(tag, vr, Sequence() if vr == "SQ" else empty_value_for_VR(vr))
         if action == "C":
             return self._clean_value(ds, tag, vr, path, job)
         if action == "D" and vr not in ("SQ", "UI"):
@@ -273,7 +273,7 @@ class Anonymizer:
         if attribute_type in TYPE_1:
             return DataElement(tag, vr, dummy_value(vr))
         if attribute_type in TYPE_2:
-            return DataElement(tag, vr, None)
+            return DataElement(tag, vr, empty_value_for_VR(vr))
         return None
 
     def _ae_title(self, value: str) -> str:
