@@ -54,7 +54,6 @@ NEVER_KEPT = {
 # Attributes the options keep, by option (from Table E.1-1's option columns, checked here by name).
 KEPT_WITH_FULL = {
     "PatientSex",
-    "PatientAge",
     "StationName",
     "SeriesDescription",
     "ROIName",
