@@ -28,6 +28,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from rtbank.dicom.contours import Roi, StructureSet
 from rtbank.dicom.dosegrid import PER_FRACTION_SUMMATIONS, DoseGrid
 from rtbank.dicom.dvh.histogram import DoseVolumeHistogram
@@ -125,7 +127,7 @@ def dvh_for_roi(structure_set: StructureSet, roi: Roi | int | str, grid: DoseGri
         flags.append("contours_skipped")
     if grid.summation_type in PER_FRACTION_SUMMATIONS:
         flags.append("per_fraction_dose")
-    empty = DoseVolumeHistogram.from_samples(*([],) * 2)  # type: ignore[arg-type]
+    empty = DoseVolumeHistogram(np.zeros(0), np.zeros(0))
     if roi.frame_of_reference_uid and grid.frame_of_reference_uid and \
             roi.frame_of_reference_uid != grid.frame_of_reference_uid:
         return RoiDvh(roi, math.nan, math.nan, empty, (*flags, "frame_of_reference_mismatch"), tuple(notes))
@@ -148,7 +150,8 @@ def dvh_for_roi(structure_set: StructureSet, roi: Roi | int | str, grid: DoseGri
     total = covered + samples.uncovered_mm3
     if total > 0 and samples.uncovered_mm3 > 0:
         flags.append("not_in_dose_grid" if covered == 0 else "partially_in_dose_grid")
-    hist = DoseVolumeHistogram.from_samples(samples.dose_gy, samples.volume_mm3, samples.boundary_range_gy)
+    hist = DoseVolumeHistogram.from_samples(samples.dose_gy, samples.volume_mm3, samples.spread_gy,
+                                           samples.boundary_range_gy)
     return RoiDvh(roi, total / 1000, covered / 1000, hist, tuple(flags), tuple(notes), resolution)
 
 
@@ -167,7 +170,7 @@ def report(result: RoiDvh, grid: DoseGrid, specs: Sequence[MetricSpec] = DEFAULT
 
     Keys: ``roi``, ``number``, ``type``, ``volume_cc``, ``covered_volume_cc``, ``metrics`` (by canonical
     name: Gy, % or cc; null when undefined), ``flags``, ``notes``, ``dose_summation``, ``dose_type``,
-    ``dose_steps``, ``engine_version``.
+    ``dose_steps``, ``fractions``, ``engine_version``.
     """
     values, metric_flags = result.metrics(specs, fractions=fractions, alpha_beta=alpha_beta)
     return {
@@ -182,6 +185,7 @@ def report(result: RoiDvh, grid: DoseGrid, specs: Sequence[MetricSpec] = DEFAULT
         "dose_summation": grid.summation_type,
         "dose_type": grid.dose_type,
         "dose_steps": list(grid.history),
+        "fractions": fractions,
         "engine_version": ENGINE_VERSION,
     }
 

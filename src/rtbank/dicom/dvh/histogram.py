@@ -1,22 +1,25 @@
 """Dose-volume histograms built from dose samples, and their compact stored form.
 
-The histogram keeps every distinct sampled dose with the volume that received it, so metrics are
-computed from the samples themselves, not read off a binned curve.
+The histogram keeps every sample, so metrics are computed from the samples themselves, not read off a
+binned curve.
 
-Reading D and V
----------------
-The samples, sorted from hottest to coldest, are laid end to end along the volume axis; each sample's
-dose is placed at the middle of its own volume, and the curve is linear between those points (flat at
-Dmax before the first midpoint and at Dmin after the last). ``D(v)`` is read from that curve and
-``V(d)`` is its inverse, so Dx and Vx agree with each other and never fall outside [Dmin, Dmax]:
-D99% of a ROI with volume is never 0 Gy unless the dose there is 0 Gy.
+The dose model
+--------------
+A sample stands for a small cell across which the trilinear dose varies; it is counted as a uniform
+spread of doses ``dose ± spread`` (see :mod:`rtbank.dicom.dvh.sampling`), or as a single dose when the
+spread is negligible. The cumulative DVH ``V(d)`` — the volume receiving at least ``d`` — is then the
+exact sum of those ramps and steps: piecewise linear, evaluated directly, never binned. ``D(v)`` is
+its inverse, the highest dose that at least ``v`` receives, found by bisection to 1e-9 Gy. Dmin and
+Dmax are the lowest and highest dose at a sample or at a contour vertex on the faces of its slab, and
+every D lies between them: D99% of a ROI with volume is never 0 Gy unless the dose there is 0 Gy.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -24,47 +27,51 @@ from rtbank.dicom.dvh.version import ENGINE_VERSION
 
 CURVE_MAX_POINTS = 400
 _NICE_STEPS_GY = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+_POINT_SPREAD_GY = 1e-4
+_BRACKET_POINTS = 65  # below this a sample is a single dose (keeps the ramp slopes bounded)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DoseVolumeHistogram:
     """The dose distribution of one ROI (covered part only).
 
     Attributes
     ----------
     dose_gy : numpy.ndarray
-        Distinct sampled doses, decreasing (Gy).
+        Dose of each sample (Gy).
     volume_cc : numpy.ndarray
-        Volume that received each dose (cm³).
+        Volume each sample stands for (cm³).
+    spread_gy : numpy.ndarray
+        Half-width of each sample's uniform dose spread (Gy).
     boundary_range_gy : tuple of float or None
         Lowest and highest dose on the ROI's boundary (contour vertices), which widen Dmin and Dmax
-        beyond the samples and anchor the curve's ends.
+        beyond the samples.
+    mean_dose_gy : float or None
+        Mean dose when it is not the weighted mean of ``dose_gy`` (after a nonlinear dose mapping).
     """
 
     dose_gy: np.ndarray
     volume_cc: np.ndarray
+    spread_gy: np.ndarray = field(default_factory=lambda: np.zeros(0))
     boundary_range_gy: tuple[float, float] | None = None
+    mean_dose_gy: float | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.spread_gy) != len(self.dose_gy):
+            object.__setattr__(self, "spread_gy", np.zeros(len(self.dose_gy)))
 
     @classmethod
-    def from_samples(cls, dose_gy: np.ndarray, volume_mm3: np.ndarray,
+    def from_samples(cls, dose_gy: np.ndarray, volume_mm3: np.ndarray, spread_gy: np.ndarray | None = None,
                      boundary_range_gy: tuple[float, float] | None = None) -> DoseVolumeHistogram:
-        """Build from sample doses (Gy) and sample volumes (mm³); samples of equal dose are merged."""
-        order = np.argsort(-np.asarray(dose_gy, dtype=float), kind="stable")
-        d = np.asarray(dose_gy, dtype=float)[order]
-        w = np.asarray(volume_mm3, dtype=float)[order] / 1000.0
+        """Build from sample doses (Gy), sample volumes (mm³) and dose spreads (Gy, default 0)."""
+        d = np.asarray(dose_gy, dtype=float)
+        w = np.asarray(volume_mm3, dtype=float) / 1000.0
+        h = np.zeros(len(d)) if spread_gy is None else np.asarray(spread_gy, dtype=float)
         keep = w > 0
-        d, w = d[keep], w[keep]
-        if len(d) == 0:
-            return cls(np.zeros(0), np.zeros(0))
-        # equal doses (to 1 µGy: arithmetic noise) are one level, so ties interpolate as one step
-        key = np.round(d, 6)
-        index = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-        volume = np.add.reduceat(w, index)
-        dose = np.add.reduceat(d * w, index) / volume
-        return cls(dose, volume, boundary_range_gy)
+        return cls(d[keep], w[keep], h[keep], boundary_range_gy)
 
     # ---------------------------------------------------------------- summary values
-    @property
+    @cached_property
     def total_cc(self) -> float:
         return float(self.volume_cc.sum())
 
@@ -77,7 +84,7 @@ class DoseVolumeHistogram:
         """Lowest dose: of the samples and the boundary vertices (Gy)."""
         if self.is_empty:
             return math.nan
-        low = float(self.dose_gy[-1])
+        low = float(self.dose_gy.min())
         return min(low, self.boundary_range_gy[0]) if self.boundary_range_gy else low
 
     @property
@@ -85,33 +92,40 @@ class DoseVolumeHistogram:
         """Highest dose: of the samples and the boundary vertices (Gy)."""
         if self.is_empty:
             return math.nan
-        high = float(self.dose_gy[0])
+        high = float(self.dose_gy.max())
         return max(high, self.boundary_range_gy[1]) if self.boundary_range_gy else high
 
     @property
     def mean_gy(self) -> float:
+        if self.mean_dose_gy is not None:
+            return self.mean_dose_gy
         total = self.total_cc
         return float(np.dot(self.dose_gy, self.volume_cc) / total) if total > 0 else math.nan
 
-    # ---------------------------------------------------------------- D and V
-    def _curve(self) -> tuple[np.ndarray, np.ndarray]:
-        """The D(v) polyline: (volume from the hot end in cc, dose in Gy), v increasing, dose decreasing."""
-        mid = np.cumsum(self.volume_cc) - self.volume_cc / 2
-        v = np.concatenate([[0.0], mid, [self.total_cc]])
-        d = np.concatenate([[self.max_gy], self.dose_gy, [self.min_gy]])
-        return v, d
+    # ---------------------------------------------------------------- V(d) and D(v)
+    @cached_property
+    def _sweep(self) -> tuple[np.ndarray, ...]:
+        h = np.where(self.spread_gy < _POINT_SPREAD_GY, 0.0, self.spread_gy)
+        lo, hi, w = self.dose_gy - h, self.dose_gy + h, self.volume_cc
+        slope = np.where(h > 0, w / np.where(h > 0, 2 * h, 1.0), 0.0)
+        by_lo = np.argsort(lo, kind="stable")
+        by_hi = np.argsort(hi, kind="stable")
+        lo_sorted, hi_sorted = lo[by_lo], hi[by_hi]
+        above = np.concatenate([np.cumsum(w[by_lo][::-1])[::-1], [0.0]])  # Σ w with lo >= b, from index
+        a_lo = np.concatenate([[0.0], np.cumsum(slope[by_lo])])
+        ah_lo = np.concatenate([[0.0], np.cumsum((slope * hi)[by_lo])])
+        a_hi = np.concatenate([[0.0], np.cumsum(slope[by_hi])])
+        ah_hi = np.concatenate([[0.0], np.cumsum((slope * hi)[by_hi])])
+        return lo_sorted, hi_sorted, above, a_lo, ah_lo, a_hi, ah_hi
 
-    def dose_at_volume_cc(self, volume_cc: float) -> float:
-        """Minimum dose to the hottest ``volume_cc`` (Gy); NaN if the ROI is smaller than that."""
-        if self.is_empty or volume_cc > self.total_cc * (1 + 1e-9) or volume_cc < 0:
-            return math.nan
-        return float(np.interp(volume_cc, *self._curve()))
-
-    def dose_at_volume_pct(self, percent: float) -> float:
-        """Minimum dose to the hottest ``percent`` % of the volume (Gy)."""
-        if self.is_empty or not 0 <= percent <= 100:
-            return math.nan
-        return float(np.interp(percent / 100 * self.total_cc, *self._curve()))
+    def _volume_at(self, dose_gy: np.ndarray) -> np.ndarray:
+        """Exact V(>= d) of the sample model (cc), vectorised."""
+        lo_sorted, hi_sorted, above, a_lo, ah_lo, a_hi, ah_hi = self._sweep
+        b = np.asarray(dose_gy, dtype=float)
+        i = np.searchsorted(lo_sorted, b, side="left")  # samples with lo < b: ramps begun (or past)
+        j = np.searchsorted(hi_sorted, b, side="right")  # samples with hi <= b: entirely below b
+        ramps = (ah_lo[i] - ah_hi[j]) - b * (a_lo[i] - a_hi[j])
+        return np.clip(above[i] + np.maximum(ramps, 0.0), 0.0, self.total_cc)
 
     def volume_cc_at_dose(self, dose_gy: float) -> float:
         """Volume receiving at least ``dose_gy`` (cm³)."""
@@ -121,21 +135,60 @@ class DoseVolumeHistogram:
             return 0.0
         if dose_gy <= self.min_gy:
             return self.total_cc
-        v, d = self._curve()
-        # d is non-increasing; interp needs increasing abscissae: read the polyline from the cold end
-        return float(np.interp(dose_gy, d[::-1], v[::-1]))
+        return float(self._volume_at(np.array([dose_gy]))[0])
 
     def volume_pct_at_dose(self, dose_gy: float) -> float:
         """Share of the volume receiving at least ``dose_gy`` (%)."""
         total = self.total_cc
         return 100 * self.volume_cc_at_dose(dose_gy) / total if total > 0 else math.nan
 
+    def dose_at_volume_cc(self, volume_cc: float) -> float:
+        """Minimum dose to the hottest ``volume_cc``: the highest d with V(>= d) >= volume (Gy).
+
+        NaN when the ROI is smaller than ``volume_cc``.
+        """
+        total = self.total_cc
+        if self.is_empty or volume_cc < 0 or volume_cc > total * (1 + 1e-9):
+            return math.nan
+        lo_sorted, hi_sorted = self._sweep[0], self._sweep[1]
+        good, bad = float(lo_sorted[0]), float(hi_sorted[-1]) + 1e-9  # V(good) = total, V(bad) = 0
+        target = min(volume_cc, total) * (1 - 1e-12)
+        # bracket the answer on ever finer dose axes, then interpolate inside the last bracket, where
+        # V (piecewise linear) is linear unless a sample's spread ends there (an error < 1e-7 Gy)
+        for _ in range(5):
+            axis = np.linspace(good, bad, _BRACKET_POINTS)
+            values = self._volume_at(axis)
+            k = int(np.searchsorted(-values, -target, side="right")) - 1  # last point with V >= target
+            k = min(max(k, 0), _BRACKET_POINTS - 2)
+            good, bad = float(axis[k]), float(axis[k + 1])
+            v_good, v_bad = float(values[k]), float(values[k + 1])
+            if bad - good < 1e-7:
+                break
+        if v_good > v_bad and v_bad < target:
+            good += (bad - good) * min(max((v_good - target) / (v_good - v_bad), 0.0), 1.0)
+        return float(min(max(good, self.min_gy), self.max_gy))
+
+    def dose_at_volume_pct(self, percent: float) -> float:
+        """Minimum dose to the hottest ``percent`` % of the volume (Gy)."""
+        if self.is_empty or not 0 <= percent <= 100:
+            return math.nan
+        return self.dose_at_volume_cc(percent / 100 * self.total_cc)
+
     def transformed(self, dose_map: Callable[[np.ndarray], np.ndarray]) -> DoseVolumeHistogram:
-        """The same volumes with each dose mapped by an increasing function (EQD2, BED)."""
+        """The same volumes with each dose mapped by an increasing function (EQD2, BED).
+
+        Each spread is mapped by its ends; the mean uses Simpson's rule over each spread, exact for the
+        quadratic linear-quadratic model.
+        """
+        h = self.spread_gy
+        low, mid, high = (np.asarray(dose_map(x), dtype=float) for x in (self.dose_gy - h, self.dose_gy,
+                                                                        self.dose_gy + h))
+        total = self.total_cc
+        mean = float(np.dot((low + 4 * mid + high) / 6, self.volume_cc) / total) if total > 0 else None
         bounds = self.boundary_range_gy
-        mapped = (tuple(float(v) for v in dose_map(np.array(bounds))) if bounds else None)
-        return DoseVolumeHistogram(np.asarray(dose_map(self.dose_gy), dtype=float), self.volume_cc.copy(),
-                                   mapped)  # type: ignore[arg-type]
+        mapped = tuple(float(v) for v in dose_map(np.array(bounds))) if bounds else None
+        return DoseVolumeHistogram(mid, self.volume_cc.copy(), (high - low) / 2, mapped,  # type: ignore[arg-type]
+                                   mean)
 
     # ---------------------------------------------------------------- curves
     def curve(self, max_points: int = CURVE_MAX_POINTS) -> DvhCurve:
@@ -144,10 +197,7 @@ class DoseVolumeHistogram:
         step = next((s for s in _NICE_STEPS_GY if top / s < max_points - 1), _NICE_STEPS_GY[-1])
         n = int(math.floor(top / step + 1e-9)) + 2 if top > 0 else 1
         doses = np.arange(n) * step
-        # exact step function V(>= d) of the samples, not the interpolated curve: a stored curve is data
-        asc = self.dose_gy[::-1]
-        below = np.concatenate([[0.0], np.cumsum(self.volume_cc[::-1])])  # volume under each level
-        volumes = np.maximum(self.total_cc - below[np.searchsorted(asc, doses, side="left")], 0.0)
+        volumes = np.array([self.volume_cc_at_dose(float(d)) for d in doses]) if not self.is_empty else [0.0]
         return DvhCurve(step, tuple(float(round(v, 6)) for v in volumes), ENGINE_VERSION)
 
 

@@ -31,8 +31,9 @@ import numpy as np
 from rtbank.dicom.contours import Slab
 from rtbank.dicom.dosegrid import DoseGrid
 
-DEFAULT_TARGET_SAMPLES = 200_000
+DEFAULT_TARGET_SAMPLES = 100_000
 MIN_STEP_MM = 0.1
+SCANLINES = 4  # per lattice row; even, so none lies on a lattice row or a cell border
 _TRUSTED_CELLS = 16.0  # a plane smaller than this many cells is normalised to its polygon area
 
 
@@ -55,6 +56,9 @@ class DoseSamples:
         Dose at each covered sample (Gy).
     volume_mm3 : numpy.ndarray
         Volume each sample stands for (mm³).
+    spread_gy : numpy.ndarray
+        Half the range of the trilinear dose across each sample's cell (Gy): the sample stands for a
+        uniform spread of doses ``dose ± spread`` with the variance of the dose across its cell.
     uncovered_mm3 : float
         Volume of the samples outside the dose grid (mm³).
     resolution : Resolution
@@ -67,6 +71,7 @@ class DoseSamples:
 
     dose_gy: np.ndarray
     volume_mm3: np.ndarray
+    spread_gy: np.ndarray
     uncovered_mm3: float
     resolution: Resolution
     notes: tuple[str, ...] = ()
@@ -100,24 +105,27 @@ def sample_slabs(slabs: Sequence[Slab], grid: DoseGrid, resolution: Resolution |
     if resolution is None:
         volume = sum(s.plane.area_mm2 * s.thickness_mm for s in slabs)
         resolution = choose_resolution(volume, grid)
-    doses, weights, notes, edges = [], [], [], []
+    doses, weights, spreads, notes, edges = [], [], [], [], []
     uncovered = 0.0
     for slab in slabs:
-        d, w, note = _sample_slab(slab, grid, resolution)
+        d, w, h, note = _sample_slab(slab, grid, resolution)
         covered = ~np.isnan(d)
         doses.append(d[covered])
         weights.append(w[covered])
+        spreads.append(h[covered])
         uncovered += float(w[~covered].sum())
         if note:
             notes.append(note)
         if covered.any():
             edges.append(_vertex_doses(slab, grid))
-    dose = np.concatenate(doses) if doses else np.zeros(0)
-    weight = np.concatenate(weights) if weights else np.zeros(0)
     edge = np.concatenate(edges) if edges else np.zeros(0)
     edge = edge[~np.isnan(edge)]
     extremes = (float(edge.min()), float(edge.max())) if len(edge) else None
-    return DoseSamples(dose, weight, uncovered, resolution, tuple(notes), extremes)
+    return DoseSamples(_join(doses), _join(weights), _join(spreads), uncovered, resolution, tuple(notes), extremes)
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _vertex_doses(slab: Slab, grid: DoseGrid) -> np.ndarray:
@@ -132,30 +140,33 @@ def _divide(spacing: float, step: float) -> float:
     return spacing / max(1, math.ceil(spacing / step - 1e-9))
 
 
-def _sample_slab(slab: Slab, grid: DoseGrid, res: Resolution) -> tuple[np.ndarray, np.ndarray, str]:
+def _sample_slab(slab: Slab, grid: DoseGrid, res: Resolution) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Dose, volume (mm³) and dose spread of the samples of one slab, and a note on crossing contours."""
     ox, oy = float(grid.x_mm[0]), float(grid.y_mm[0])
     dx, dy = res.step_x_mm, res.step_y_mm
     n_sub = max(1, math.ceil(slab.thickness_mm / res.sub_slab_mm - 1e-9))
     sub = slab.thickness_mm / n_sub
-    zs = slab.z_lo_mm + (np.arange(n_sub) + 0.5) * sub
+    faces = slab.z_lo_mm + np.arange(n_sub + 1) * sub
     exact = slab.plane.area_mm2
     cells = row_coverage(slab.plane.polygons, ox, dx, oy, dy)
     sampled = float(cells.fraction.sum()) * dx * dy
     note = ""
     if sampled <= 0.0:
         if exact <= 0.0:
-            return np.zeros(0), np.zeros(0), ""
+            return np.zeros(0), np.zeros(0), np.zeros(0), ""
         cx, cy = slab.plane.centroid_mm
-        pts = np.column_stack([np.full(n_sub, cx), np.full(n_sub, cy), zs])
-        return grid.dose_at(pts), np.full(n_sub, exact * sub), ""
+        xy = np.column_stack([np.full(n_sub + 1, cx), np.full(n_sub + 1, cy)])
+        at_faces = grid.dose_at(np.column_stack([xy, faces]))
+        dose = (at_faces[:-1] + at_faces[1:]) / 2
+        return dose, np.full(n_sub, exact * sub), np.abs(np.diff(at_faces)) / 2, ""
     scale = exact / sampled
     if exact / (dx * dy) >= _TRUSTED_CELLS and abs(scale - 1) > 0.1:
         note = (f"plane z={slab.plane.z_mm:g} mm: polygon area {exact:.1f} mm² differs from the even-odd "
                 f"area {sampled:.1f} mm² (crossing contours?); the even-odd area is used")
         scale = 1.0
-    dose = _dose_at_cells(cells, grid, ox, dx, oy, dy, zs)
+    dose, spread = _dose_at_cells(cells, grid, ox, dx, oy, dy, faces)
     weight = np.tile(cells.fraction * (dx * dy * sub * scale), n_sub)
-    return dose.ravel(), weight, note
+    return dose.ravel(), weight, spread.ravel(), note
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,7 @@ class CellCoverage:
 
     ``row``/``col`` are lattice indices (cell centre at ``origin + index × step``), ``fraction`` the
     covered share of the cell (0…1], ``offset_x``/``offset_y`` the centroid of the covered part relative
-    to the cell centre, in steps (−½…½).
+    to the cell centre, in steps (−½…½), ``extent_y`` the share of the cell's scanlines that meet it.
     """
 
     row: np.ndarray
@@ -172,40 +183,66 @@ class CellCoverage:
     fraction: np.ndarray
     offset_x: np.ndarray
     offset_y: np.ndarray
+    extent_y: np.ndarray
 
 
 def row_coverage(polygons: Sequence[np.ndarray], ox: float, dx: float, oy: float, dy: float) -> CellCoverage:
-    """Even-odd coverage of lattice cells, exact along each lattice row (see the module docstring).
+    """Even-odd coverage of lattice cells: exact along x, :data:`SCANLINES` scanlines per row in y.
 
-    Each row is scanned just above and just below its height, each scan standing for half the row's
-    band: an edge or vertex lying exactly on a row counts half from each side, once in total and
-    without bias, and a cell covered on one side only has its centroid moved to that side.
+    The scanlines sit at the centres of equal sub-bands of each row (never on a lattice row or on a
+    cell border, where grid-aligned edges lie); an edge from y0 to y1 crosses a scanline at y when
+    ``min(y0, y1) <= y < max(y0, y1)`` (half-open), so an edge or vertex lying exactly on a scanline is
+    counted once. The covered share of a cell is the mean over its scanlines, its centroid the
+    coverage-weighted mean of the scanlines' pieces.
     """
-    empty = CellCoverage(*(np.zeros(0, dtype=int),) * 2, *(np.zeros(0),) * 3)
+    empty = CellCoverage(*(np.zeros(0, dtype=int),) * 2, *(np.zeros(0),) * 4)
     if not polygons:
         return empty
     start = np.concatenate(polygons)
     end = np.concatenate([np.roll(p, -1, axis=0) for p in polygons])
-    scans = [_intervals(start, end, ox, dx, oy, dy, above) for above in (True, False)]
-    rows_all = np.concatenate([sc[0] for sc in scans])
-    if len(rows_all) == 0:
+    shifts = (np.arange(SCANLINES) + 0.5) / SCANLINES - 0.5
+    scans = [_intervals(start, end, ox, dx, oy + shift * dy, dy) for shift in shifts]
+    found = [sc for sc in scans if len(sc[0])]
+    if not found:
         return empty
-    r0 = int(rows_all.min())
-    c0 = int(min(np.floor(sc[1]).min() for sc in scans if len(sc[1])))
-    c1 = int(max(np.floor(sc[2]).max() for sc in scans if len(sc[2])))
-    shape = (int(rows_all.max()) - r0 + 1, c1 - c0 + 2)
-    halves, moment = [], np.zeros(shape)
-    for rows, a, b in scans:
-        frac = np.zeros(shape)
-        _add_intervals(frac, moment, rows - r0, a - c0, b - c0)
-        halves.append(frac)
-    above, below = halves
-    total = above + below
-    hit_r, hit_c = np.nonzero(total > 2e-12)
-    t = total[hit_r, hit_c]
-    offset_x = np.clip(moment[hit_r, hit_c] / t, -0.5, 0.5)
-    offset_y = (above[hit_r, hit_c] - below[hit_r, hit_c]) / t / 4
-    return CellCoverage(hit_r + r0, hit_c + c0, np.minimum(t / 2, 1.0), offset_x, offset_y)
+    r0 = int(min(sc[0].min() for sc in found))
+    c0 = int(min(np.floor(sc[1]).min() for sc in found))
+    shape = (int(max(sc[0].max() for sc in found)) - r0 + 1, int(max(np.floor(sc[2]).max() for sc in found)) - c0 + 2)
+    frac, moment_x, moment_y, lines = (np.zeros(shape) for _ in range(4))
+    for shift, (rows, a, b) in zip(shifts, scans, strict=True):
+        line = np.zeros(shape)
+        _add_intervals(line, moment_x, rows - r0, a - c0, b - c0)
+        frac += line
+        moment_y += shift * line
+        lines += line > 1e-9
+    hit_r, hit_c = np.nonzero(frac > 1e-9)
+    t = frac[hit_r, hit_c]
+    offset_x = np.clip(moment_x[hit_r, hit_c] / t, -0.5, 0.5)
+    offset_y = moment_y[hit_r, hit_c] / t
+    return CellCoverage(hit_r + r0, hit_c + c0, np.minimum(t / SCANLINES, 1.0), offset_x, offset_y,
+                        lines[hit_r, hit_c] / SCANLINES)
+
+
+def _intervals(start: np.ndarray, end: np.ndarray, ox: float, dx: float, oy: float,
+               dy: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inside intervals along the scanlines ``y = oy + j × dy``, in cell units (cell i spans [i, i+1)).
+
+    An edge crosses scanline j when ``min(y0, y1) <= y_j < max(y0, y1)``; each scanline meets an even
+    number of edges, and sorted crossings pair into inside intervals (even-odd rule).
+    """
+    fy0, fy1 = (start[:, 1] - oy) / dy, (end[:, 1] - oy) / dy
+    j_first = np.ceil(np.minimum(fy0, fy1)).astype(np.int64)
+    count = np.maximum(np.ceil(np.maximum(fy0, fy1)).astype(np.int64) - j_first, 0)
+    total = int(count.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    edge = np.repeat(np.arange(len(count)), count)
+    row = j_first[edge] + (np.arange(total) - np.repeat(np.cumsum(count) - count, count))
+    t = (row - fy0[edge]) / (fy1[edge] - fy0[edge])
+    u = (start[edge, 0] + t * (end[edge, 0] - start[edge, 0]) - ox) / dx + 0.5
+    order = np.lexsort((u, row))
+    row, u = row[order], u[order]
+    return row[0::2], u[0::2], u[1::2]
 
 
 def _add_intervals(frac: np.ndarray, moment: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
@@ -224,33 +261,6 @@ def _add_intervals(frac: np.ndarray, moment: np.ndarray, rows: np.ndarray, a: np
     frac += np.cumsum(full, axis=1)
 
 
-def _intervals(start: np.ndarray, end: np.ndarray, ox: float, dx: float, oy: float, dy: float,
-               above: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inside intervals along the rows, in cell units (cell i spans [i, i+1)).
-
-    ``above``: an edge from y0 to y1 crosses row y when min <= y < max (the scanline just above y);
-    otherwise when min < y <= max (just below). Either way each row meets an even number of edges.
-    """
-    fy0, fy1 = (start[:, 1] - oy) / dy, (end[:, 1] - oy) / dy
-    lo, hi = np.minimum(fy0, fy1), np.maximum(fy0, fy1)
-    if above:
-        first, stop = np.ceil(lo), np.ceil(hi)
-    else:
-        first, stop = np.floor(lo) + 1, np.floor(hi) + 1
-    j_first = first.astype(np.int64)
-    count = np.maximum(stop.astype(np.int64) - j_first, 0)
-    total = int(count.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-    edge = np.repeat(np.arange(len(count)), count)
-    row = j_first[edge] + (np.arange(total) - np.repeat(np.cumsum(count) - count, count))
-    t = (row - fy0[edge]) / (fy1[edge] - fy0[edge])
-    u = (start[edge, 0] + t * (end[edge, 0] - start[edge, 0]) - ox) / dx + 0.5
-    order = np.lexsort((u, row))
-    row, u = row[order], u[order]
-    return row[0::2], u[0::2], u[1::2]
-
-
 def _add_piece(frac: np.ndarray, moment: np.ndarray, r: np.ndarray, c: np.ndarray,
                s: np.ndarray, e: np.ndarray) -> None:
     """Add the covered piece [s, e] (0…1 within cell c) to the cell's length and centred x moment."""
@@ -259,11 +269,44 @@ def _add_piece(frac: np.ndarray, moment: np.ndarray, r: np.ndarray, c: np.ndarra
 
 
 def _dose_at_cells(cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy: float, dy: float,
-                   zs: np.ndarray) -> np.ndarray:
-    """Trilinear dose at the covered cells' centroids for every sub-slab z: shape (len(zs), cells)."""
-    r0, c0 = int(cells.row.min()) - 1, int(cells.col.min()) - 1
-    rows = np.arange(r0, int(cells.row.max()) + 2)
-    cols = np.arange(c0, int(cells.col.max()) + 2)
+                   faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trilinear dose at the covered cells' centroids, and its spread, per sub-slab: (n_sub, cells) each.
+
+    The spread is half the width of the uniform distribution with the variance of the (locally linear)
+    dose across the covered part of the cell: ``½ √(ΔDx² + ΔDy² + ΔDz²)``.
+    """
+    zs = np.concatenate([(faces[:-1] + faces[1:]) / 2, faces])
+    n_sub = len(faces) - 1
+    lattice = _lattice_dose(cells, grid, ox, dx, oy, dy, zs)
+    centres, at_faces = lattice[:n_sub], lattice[n_sub:]
+    r, c = cells.row - int(cells.row.min()) + 1, cells.col - int(cells.col.min()) + 1
+    sx = np.where(cells.offset_x >= 0, 1, -1)
+    sy = np.where(cells.offset_y >= 0, 1, -1)
+    fx, fy = np.abs(cells.offset_x), np.abs(cells.offset_y)
+    centre = centres[:, r, c]
+
+    def at(rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        # a neighbour outside the dose grid: keep the cell-centre dose rather than lose the sample
+        values = centres[:, rr, cc]
+        return np.where(np.isnan(values), centre, values)
+
+    dose = (centre * (1 - fx) + at(r, c + sx) * fx) * (1 - fy) + (at(r + sy, c) * (1 - fx)
+                                                                   + at(r + sy, c + sx) * fx) * fy
+    extent_y = np.maximum(cells.extent_y, 1e-9)
+    extent_x = np.minimum(cells.fraction / extent_y, 1.0)
+    across_x = (at(r, c + 1) - at(r, c - 1)) / 2 * extent_x
+    across_y = (at(r + 1, c) - at(r - 1, c)) / 2 * extent_y
+    top, bottom = at_faces[1:, r, c], at_faces[:-1, r, c]
+    across_z = np.where(np.isnan(top) | np.isnan(bottom), 0.0, top - bottom)
+    spread = 0.5 * np.sqrt(across_x**2 + across_y**2 + across_z**2)
+    return dose, np.where(np.isnan(dose), 0.0, spread)
+
+
+def _lattice_dose(cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy: float, dy: float,
+                  zs: np.ndarray) -> np.ndarray:
+    """Trilinear dose on the lattice nodes around the covered cells (one node margin), per z: (z, rows, cols)."""
+    rows = np.arange(int(cells.row.min()) - 1, int(cells.row.max()) + 2)
+    cols = np.arange(int(cells.col.min()) - 1, int(cells.col.max()) + 2)
     yi0, yi1, ty = grid.axis_weights(1, oy + rows * dy)
     xi0, xi1, tx = grid.axis_weights(0, ox + cols * dx)
     zi0, zi1, tz = grid.axis_weights(2, zs)
@@ -271,19 +314,11 @@ def _dose_at_cells(cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy
     x_lo, x_hi = int(min(xi0.min(), xi1.min())), int(max(xi0.max(), xi1.max())) + 1
     block = grid.dose_gy[:, y_lo:y_hi, x_lo:x_hi]
     tz3 = tz[:, None, None]
-    plane = block[zi0] * (1 - tz3) + block[zi1] * tz3  # (n_sub, ny, nx), NaN outside in z
+    plane = block[zi0] * (1 - tz3) + block[zi1] * tz3  # NaN where z is outside the grid
     yi0, yi1, xi0, xi1 = yi0 - y_lo, yi1 - y_lo, xi0 - x_lo, xi1 - x_lo
-    ty2, tx2 = ty[None, :, None], tx[None, None, :]
-    low = plane[:, yi0][:, :, xi0] * (1 - tx2) + plane[:, yi0][:, :, xi1] * tx2
-    high = plane[:, yi1][:, :, xi0] * (1 - tx2) + plane[:, yi1][:, :, xi1] * tx2
-    lattice = low * (1 - ty2) + high * ty2  # (n_sub, rows, cols)
-    r, c = cells.row - r0, cells.col - c0
-    sx = np.where(cells.offset_x >= 0, 1, -1)
-    sy = np.where(cells.offset_y >= 0, 1, -1)
-    fx, fy = np.abs(cells.offset_x), np.abs(cells.offset_y)
-    corners = [lattice[:, r, c], lattice[:, r, c + sx], lattice[:, r + sy, c], lattice[:, r + sy, c + sx]]
-    centre = corners[0]
-    # a neighbour outside the dose grid: keep the cell-centre dose rather than lose the sample
-    corners = [np.where(np.isnan(k), centre, k) for k in corners]
-    return ((corners[0] * (1 - fx) + corners[1] * fx) * (1 - fy)
-            + (corners[2] * (1 - fx) + corners[3] * fx) * fy)
+    low_rows, high_rows = plane[:, yi0], plane[:, yi1]
+    tx2 = tx[None, None, :]
+    low = low_rows[:, :, xi0] * (1 - tx2) + low_rows[:, :, xi1] * tx2
+    high = high_rows[:, :, xi0] * (1 - tx2) + high_rows[:, :, xi1] * tx2
+    ty2 = ty[None, :, None]
+    return low * (1 - ty2) + high * ty2
