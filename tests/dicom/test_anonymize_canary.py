@@ -37,6 +37,8 @@ FILES = (
 STRING_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC", "AE", "CS", "UR"}
 TEMPORAL_VRS = {"DA", "DT", "TM"}
 NEVER_KEPT = {
+    "ReceiveCoilName",
+    "00089999",
     "PatientName",
     "PatientID",
     "PatientBirthDate",
@@ -82,7 +84,7 @@ class Planter:
 
     def _walk(self, ds: Dataset, parents: tuple[str, ...], source: str, sop_class: str) -> None:
         for elem in list(ds):
-            name = elem.keyword if not elem.tag.is_private else f"{int(elem.tag):08X}"
+            name = elem.keyword if elem.keyword and not elem.tag.is_private else f"{int(elem.tag):08X}"
             path = (*parents, name)
             if elem.VR == "SQ":
                 for item in elem.value:
@@ -129,6 +131,9 @@ def _add_identifying_extras(ds: Dataset) -> None:
     reference.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
     reference.ReferencedSOPInstanceUID = "1.2.3.4.5.6.7.8"
     reference.PerformingPhysicianName = "x"  # inside a sequence Table E.1-1 keeps (X/Z/U*)
+    reference.ReceiveCoilName = "x"  # in neither list at this path
+    ds.ReceiveCoilName = "x"  # an MR attribute: in neither list for any RT object
+    ds.add_new(0x00089999, "LO", "x")  # a public tag no dictionary knows
     ds.ReferencedImageSequence = Sequence([reference])
     block = ds.private_block(0x0029, "CANARY CREATOR", create=True)
     block.add_new(0x10, "LO", "x")
