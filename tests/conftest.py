@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 ARTIFACTS = ROOT / ".test-artifacts"
-_DB_FIXTURES = {"db", "transactional_db", "django_db_setup", "rtbank_services", "rtbank_env"}
+_DB_FIXTURES = {"db", "transactional_db", "django_db_setup", "rtbank_env", "open_rtbank_env"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

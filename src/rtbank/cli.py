@@ -26,6 +26,7 @@ FILE_VERBS: dict[str, str] = {
     "anonymize": "rtbank.dicom.anonymize.command",
 }
 
+LONG_RUNNING_VERBS = {"up", "demo", "receive", "worker", "web"}
 # Verbs that never need a migrated database.
 _NO_DB_VERBS = {"help", "--help", "-h", "check", "version", "--version", "makemigrations", "migrate"}
 
@@ -70,6 +71,11 @@ def _run_service_verb(args: list[str]) -> int:
     import django
 
     django.setup()
+    if args[0] not in LONG_RUNNING_VERBS:
+        # One-shot verbs print their own summary and one line per error; the event log still gets its rows.
+        import logging
+
+        logging.getLogger("rtbank.events").setLevel(logging.ERROR)
     from django.core.management import execute_from_command_line
 
     from rtbank import dbstate

@@ -137,7 +137,7 @@ SPOOL_RESERVE_MB = env_int("RTBANK_SPOOL_RESERVE_MB", 512)
 DICOM_TIMEOUT_S = env_int("RTBANK_DICOM_TIMEOUT", 120)
 
 # --- work --------------------------------------------------------------------------------------------
-WORK_LEASE_S = env_int("RTBANK_WORK_LEASE", 300)
+WORK_LEASE_S = env_int("RTBANK_WORK_LEASE", 120)  # s; a killed worker's rows are taken again after this
 WORK_MAX_ATTEMPTS = env_int("RTBANK_WORK_MAX_ATTEMPTS", 10)
 WORK_BATCH = env_int("RTBANK_WORK_BATCH", 64)
 WORK_POLL_S = float(os.environ.get("RTBANK_WORK_POLL", "0.5"))

@@ -25,11 +25,12 @@ from typing import Any
 import pynetdicom
 from django.conf import settings
 from pynetdicom import AE, _config, evt
-from pynetdicom.sop_class import Verification
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import Verification, register_uid
 from pynetdicom.transport import ThreadedAssociationServer
 
 from rtbank.dicom import status
-from rtbank.dicom.sop import storage_classes, transfer_syntaxes
+from rtbank.dicom.sop import PRIVATE_STORAGE_CLASSES, storage_classes, transfer_syntaxes
 from rtbank.dicom.validate import RejectedDicom, check_part10_file
 from rtbank.eventlog.background import BackgroundWriter
 from rtbank.eventlog.models import Outcome
@@ -175,6 +176,7 @@ class Receiver:
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.DICOM_TIMEOUT_S
         ae.maximum_associations = 64
         syntaxes = transfer_syntaxes()
+        register_private_storage_classes()
         ae.add_supported_context(Verification)
         for uid in storage_classes():
             ae.add_supported_context(uid, syntaxes)
@@ -198,6 +200,7 @@ class Receiver:
             (evt.EVT_ABORTED, self.on_closed),
         ]
         self.server = ae.make_server((self.bind, self.port), evt_handlers=handlers, server_class=ReusePortServer)
+        ae._servers.append(self.server)  # as ae.start_server does, so server.shutdown() can deregister it
         threading.Thread(target=self.server.serve_forever, name="dicom-server", daemon=True).start()
         logger.info("DICOM receiver %s listening on %s:%d (pid %d)", self.ae_title, self.bind, self.port, os.getpid())
         stop = threading.Event()
@@ -287,6 +290,18 @@ class Receiver:
 def _log_refused(actor: str, code: int, reason: str) -> None:
     log_event("receiver", "store_refused", actor=actor, outcome=Outcome.REJECTED,
               message=f"0x{code:04X}: {reason}", details={"status": code})
+
+
+def register_private_storage_classes() -> None:
+    """pynetdicom only dispatches SOP classes it knows; tell it the private TPS classes are storage."""
+    for uid, (name, _kind) in PRIVATE_STORAGE_CLASSES.items():
+        keyword = "Private" + "".join(ch for ch in name.title() if ch.isalnum())
+        if uid not in _registered:
+            register_uid(uid, keyword, StorageServiceClass)
+            _registered.add(uid)
+
+
+_registered: set[str] = set()
 
 
 class ReusePortServer(ThreadedAssociationServer):
