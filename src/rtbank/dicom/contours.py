@@ -26,8 +26,10 @@ from functools import cached_property
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 PLANE_TOLERANCE_MM = 0.05
+_CONTOUR_DATA = Tag(0x3006, 0x0050)
 
 
 @dataclass(frozen=True)
@@ -165,19 +167,31 @@ class StructureSet:
         """
         if "StructureSetROISequence" not in ds:
             raise ValueError(f"RTSTRUCT {ds.get('SOPInstanceUID', '?')} has no Structure Set ROI Sequence")
-        contours = {int(c.ReferencedROINumber): c for c in ds.get("ROIContourSequence", [])
-                    if c.get("ReferencedROINumber") not in (None, "")}
-        types = {int(o.ReferencedROINumber): str(o.get("RTROIInterpretedType", "") or "")
-                 for o in ds.get("RTROIObservationsSequence", []) if o.get("ReferencedROINumber") not in (None, "")}
+        contours = {
+            int(c.ReferencedROINumber): c
+            for c in ds.get("ROIContourSequence", [])
+            if c.get("ReferencedROINumber") not in (None, "")
+        }
+        types = {
+            int(o.ReferencedROINumber): str(o.get("RTROIInterpretedType", "") or "")
+            for o in ds.get("RTROIObservationsSequence", [])
+            if o.get("ReferencedROINumber") not in (None, "")
+        }
         rois = []
         for item in ds.StructureSetROISequence:
             number = int(item.ROINumber)
             rois.append(_read_roi(item, contours.get(number), types.get(number, "")))
-        fors = [str(f.FrameOfReferenceUID) for f in ds.get("ReferencedFrameOfReferenceSequence", [])
-                if f.get("FrameOfReferenceUID")]
+        fors = [
+            str(f.FrameOfReferenceUID)
+            for f in ds.get("ReferencedFrameOfReferenceSequence", [])
+            if f.get("FrameOfReferenceUID")
+        ]
         fors += [r.frame_of_reference_uid for r in rois if r.frame_of_reference_uid]
-        return cls(rois=tuple(rois), frame_of_reference_uids=tuple(dict.fromkeys(fors)),
-                   sop_instance_uid=str(ds.get("SOPInstanceUID", "")))
+        return cls(
+            rois=tuple(rois),
+            frame_of_reference_uids=tuple(dict.fromkeys(fors)),
+            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        )
 
     def roi(self, key: int | str) -> Roi:
         """The ROI with this number, or this name (exact first, then ignoring case)."""
@@ -211,13 +225,16 @@ class StructureSet:
         return roi_slabs(roi, self.plane_positions_mm, default_thickness_mm)
 
 
-def roi_slabs(roi: Roi, all_planes_mm: np.ndarray | None = None,
-              default_thickness_mm: float | None = None) -> list[Slab]:
+def roi_slabs(
+    roi: Roi, all_planes_mm: np.ndarray | None = None, default_thickness_mm: float | None = None
+) -> list[Slab]:
     """Slabs of a ROI's planes with half-slice end caps; see the module docstring."""
     if not roi.planes:
         return []
     z = roi.plane_z_mm
-    grid = _cluster(np.sort(np.concatenate([z, np.asarray(all_planes_mm if all_planes_mm is not None else [])])))
+    grid = _cluster(
+        np.sort(np.concatenate([z, np.asarray(all_planes_mm if all_planes_mm is not None else [])]))
+    )
     gaps = np.diff(z)
     typical = float(np.median(gaps)) if len(gaps) else None
     slabs = []
@@ -277,14 +294,15 @@ def _read_roi(item: Dataset, contour_item: Dataset | None, interpreted_type: str
     )
 
 
-def _read_contour(c: Dataset, by_plane: list[tuple[float, np.ndarray]], points: list[np.ndarray],
-                  notes: list[str]) -> None:
+def _read_contour(
+    c: Dataset, by_plane: list[tuple[float, np.ndarray]], points: list[np.ndarray], notes: list[str]
+) -> None:
     kind = str(c.get("ContourGeometricType", "") or "").upper()
-    data = c.get("ContourData")
-    if data is None or len(data) < 3 or len(data) % 3:
+    data = _contour_data(c)
+    if data is None or len(data) < 3 or len(data) % 3 or not np.all(np.isfinite(data)):
         notes.append("contour without valid Contour Data skipped")
         return
-    xyz = np.asarray([float(v) for v in data], dtype=float).reshape(-1, 3)
+    xyz = data.reshape(-1, 3)
     if kind == "POINT":
         points.append(xyz[0])
         return
@@ -299,6 +317,25 @@ def _read_contour(c: Dataset, by_plane: list[tuple[float, np.ndarray]], points: 
         notes.append("contour with fewer than 3 distinct points skipped")
         return
     by_plane.append((float(xyz[:, 2].mean()), xy))
+
+
+def _contour_data(c: Dataset) -> np.ndarray | None:
+    """Contour Data as floats; parsed straight from the file's bytes when it can (pydicom's DS objects
+    cost ~10 µs per number, and a body contour set has hundreds of thousands)."""
+    element = c.get_item(_CONTOUR_DATA)
+    if element is None:
+        return None
+    value = element.value
+    if isinstance(value, bytes | bytearray):
+        text = value.decode("ascii", errors="replace").strip(" \x00")
+        try:
+            return np.array(text.split("\\"), dtype=float) if text else np.zeros(0)
+        except ValueError:
+            pass  # let pydicom parse (and report) the odd value
+    try:
+        return np.asarray([float(v) for v in np.atleast_1d(c.ContourData)], dtype=float)
+    except (TypeError, ValueError):
+        return None
 
 
 def _clean(xy: np.ndarray) -> np.ndarray:
@@ -335,18 +372,28 @@ def _cluster(sorted_z: np.ndarray) -> np.ndarray:
     return np.bincount(labels, weights=sorted_z) / np.bincount(labels)
 
 
-def _side(z: np.ndarray, k: int, direction: int, grid: np.ndarray, typical: float | None,
-          default: float | None, name: str) -> float:
+def _side(
+    z: np.ndarray,
+    k: int,
+    direction: int,
+    grid: np.ndarray,
+    typical: float | None,
+    default: float | None,
+    name: str,
+) -> float:
     """Half-thickness of plane k's slab towards ``direction`` (-1 down, +1 up), in mm."""
     here = z[k]
     j = k + direction
     if 0 <= j < len(z):
         gap = abs(z[j] - here)
-        between = np.count_nonzero((grid > min(here, z[j]) + PLANE_TOLERANCE_MM)
-                                   & (grid < max(here, z[j]) - PLANE_TOLERANCE_MM))
+        between = np.count_nonzero(
+            (grid > min(here, z[j]) + PLANE_TOLERANCE_MM) & (grid < max(here, z[j]) - PLANE_TOLERANCE_MM)
+        )
         if between == 0 or (typical is not None and gap <= 1.5 * typical + PLANE_TOLERANCE_MM):
             return gap / 2
-    beyond = grid[grid > here + PLANE_TOLERANCE_MM] if direction > 0 else grid[grid < here - PLANE_TOLERANCE_MM]
+    beyond = (
+        grid[grid > here + PLANE_TOLERANCE_MM] if direction > 0 else grid[grid < here - PLANE_TOLERANCE_MM]
+    )
     if len(beyond):
         step = abs((beyond[0] if direction > 0 else beyond[-1]) - here)
         return min(step, typical) / 2 if typical is not None else step / 2

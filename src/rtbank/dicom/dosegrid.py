@@ -89,8 +89,10 @@ class DoseGrid:
         for name, axis in (("x", self.x_mm), ("y", self.y_mm), ("z", self.z_mm)):
             if len(axis) > 1 and not np.all(np.diff(axis) > 0):
                 raise ValueError(f"dose grid {name} positions must increase strictly")
-        rims = tuple(_rim(axis, self.slice_thickness_mm if name == "z" else None)
-                     for name, axis in (("x", self.x_mm), ("y", self.y_mm), ("z", self.z_mm)))
+        rims = tuple(
+            _rim(axis, self.slice_thickness_mm if name == "z" else None)
+            for name, axis in (("x", self.x_mm), ("y", self.y_mm), ("z", self.z_mm))
+        )
         object.__setattr__(self, "_rims", rims)
 
     # ----------------------------------------------------------------- reading
@@ -151,8 +153,10 @@ class DoseGrid:
             frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
             summation_type=str(ds.get("DoseSummationType", "PLAN")).upper(),
             dose_type=str(ds.get("DoseType", "PHYSICAL")).upper(),
-            history=(f"RTDOSE {uid} ({str(ds.get('DoseSummationType', 'PLAN')).upper()}, "
-                     f"{str(ds.get('DoseType', 'PHYSICAL')).upper()})",),
+            history=(
+                f"RTDOSE {uid} ({str(ds.get('DoseSummationType', 'PLAN')).upper()}, "
+                f"{str(ds.get('DoseType', 'PHYSICAL')).upper()})",
+            ),
             referenced_plan_uid=plan_uid,
             referenced_fraction_group=group,
             referenced_beam_numbers=beams,
@@ -178,8 +182,10 @@ class DoseGrid:
     @property
     def bounds_mm(self) -> tuple[tuple[float, float], ...]:
         """Per axis (x, y, z), the interval in which the dose is defined (nodes ± the outer half voxel)."""
-        return tuple((float(a[0] - lo), float(a[-1] + hi))
-                     for a, (lo, hi) in zip((self.x_mm, self.y_mm, self.z_mm), self._rims, strict=True))
+        return tuple(
+            (float(a[0] - lo), float(a[-1] + hi))
+            for a, (lo, hi) in zip((self.x_mm, self.y_mm, self.z_mm), self._rims, strict=True)
+        )
 
     @property
     def max_gy(self) -> float:
@@ -270,8 +276,9 @@ class DoseGrid:
     def same_geometry(self, other: DoseGrid) -> bool:
         """Whether both grids have the same nodes (within 0.01 mm)."""
         return self.shape == other.shape and all(
-            np.allclose(a, b, atol=0.01) for a, b in ((self.x_mm, other.x_mm), (self.y_mm, other.y_mm),
-                                                      (self.z_mm, other.z_mm)))
+            np.allclose(a, b, atol=0.01)
+            for a, b in ((self.x_mm, other.x_mm), (self.y_mm, other.y_mm), (self.z_mm, other.z_mm))
+        )
 
     def resampled_like(self, target: DoseGrid) -> np.ndarray:
         """This dose trilinearly resampled onto ``target``'s nodes (Gy); 0 where undefined here."""
@@ -306,9 +313,11 @@ def sum_doses(grids: Sequence[DoseGrid]) -> DoseGrid:
         return first
     for g in grids[1:]:
         if g.frame_of_reference_uid != first.frame_of_reference_uid:
-            raise ValueError(f"cannot sum RTDOSE {g.sop_instance_uid} (frame of reference "
-                             f"{g.frame_of_reference_uid}) with {first.sop_instance_uid} "
-                             f"({first.frame_of_reference_uid})")
+            raise ValueError(
+                f"cannot sum RTDOSE {g.sop_instance_uid} (frame of reference "
+                f"{g.frame_of_reference_uid}) with {first.sop_instance_uid} "
+                f"({first.frame_of_reference_uid})"
+            )
         if g.dose_type != first.dose_type:
             raise ValueError(f"cannot sum a {g.dose_type} dose with a {first.dose_type} dose")
     total = first.dose_gy.astype(np.float32).copy()
@@ -370,8 +379,9 @@ def to_total_dose(grid: DoseGrid, fractions: int | None) -> DoseGrid:
     if grid.summation_type not in PER_FRACTION_SUMMATIONS or not fractions:
         return grid
     total_type = "PLAN" if grid.summation_type in {"FRACTION", "FRACTION_SESSION"} else "BEAM"
-    return grid.scaled(fractions, f"{grid.summation_type} dose × {fractions} planned fractions",
-                       summation_type=total_type)
+    return grid.scaled(
+        fractions, f"{grid.summation_type} dose × {fractions} planned fractions", summation_type=total_type
+    )
 
 
 def combine_plan_doses(grids: Sequence[DoseGrid], fractions: int | None = None) -> DoseGrid:
@@ -390,14 +400,22 @@ def combine_plan_doses(grids: Sequence[DoseGrid], fractions: int | None = None) 
         raise ValueError("no RTDOSE given")
     plan_doses = [g for g in grids if g.summation_type in PLAN_SUMMATIONS]
     if len(plan_doses) > 1:
-        raise ValueError(f"{len(plan_doses)} plan doses given ("
-                         + ", ".join(g.sop_instance_uid for g in plan_doses) + "); pass one")
+        raise ValueError(
+            f"{len(plan_doses)} plan doses given ("
+            + ", ".join(g.sop_instance_uid for g in plan_doses)
+            + "); pass one"
+        )
     if plan_doses:
         chosen = plan_doses[0]
         others = [g for g in grids if g is not chosen]
         if others:
-            chosen = replace(chosen, history=(*chosen.history, f"{len(others)} other dose(s) left out: "
-                                              "the PLAN dose already contains them"))
+            chosen = replace(
+                chosen,
+                history=(
+                    *chosen.history,
+                    f"{len(others)} other dose(s) left out: the PLAN dose already contains them",
+                ),
+            )
         return to_total_dose(chosen, fractions)
     return to_total_dose(sum_doses([to_total_dose(g, fractions) for g in grids]), None)
 
@@ -417,15 +435,19 @@ def _axial_cosines(ds: Dataset, uid: str) -> tuple[np.ndarray, np.ndarray]:
     axial = (
         np.allclose(row, snapped_row, atol=_COSINE_TOLERANCE)
         and np.allclose(col, snapped_col, atol=_COSINE_TOLERANCE)
-        and abs(snapped_row[2]) == 0 and abs(snapped_col[2]) == 0
-        and np.sum(np.abs(snapped_row)) == 1 and np.sum(np.abs(snapped_col)) == 1
+        and abs(snapped_row[2]) == 0
+        and abs(snapped_col[2]) == 0
+        and np.sum(np.abs(snapped_row)) == 1
+        and np.sum(np.abs(snapped_col)) == 1
         and np.dot(snapped_row, snapped_col) == 0
     )
     if not axial:
         values = ", ".join(f"{v:g}" for v in iop)
-        raise ValueError(f"RTDOSE {uid}: dose grid is not axial (ImageOrientationPatient [{values}]); "
-                         "only grids whose rows and columns follow the patient x and y axes are supported, "
-                         "resample oblique doses to an axial grid first")
+        raise ValueError(
+            f"RTDOSE {uid}: dose grid is not axial (ImageOrientationPatient [{values}]); "
+            "only grids whose rows and columns follow the patient x and y axes are supported, "
+            "resample oblique doses to an axial grid first"
+        )
     return snapped_row, snapped_col
 
 
@@ -443,13 +465,17 @@ def _frame_z(ds: Dataset, ipp: np.ndarray, normal: np.ndarray, frames: int, uid:
         return np.array([ipp[2]])
     offsets = np.atleast_1d(np.array([float(v) for v in np.atleast_1d(gfov)], dtype=float))
     if len(offsets) != frames:
-        raise ValueError(f"RTDOSE {uid}: Grid Frame Offset Vector has {len(offsets)} values for {frames} frames")
+        raise ValueError(
+            f"RTDOSE {uid}: Grid Frame Offset Vector has {len(offsets)} values for {frames} frames"
+        )
     if offsets[0] == 0.0:
         z = ipp[2] + normal[2] * offsets
     else:
         if abs(offsets[0] - ipp[2]) > _POSITION_TOLERANCE_MM:
-            raise ValueError(f"RTDOSE {uid}: Grid Frame Offset Vector starts at {offsets[0]:g} mm, neither 0 "
-                             f"(relative) nor the Image Position z {ipp[2]:g} mm (absolute)")
+            raise ValueError(
+                f"RTDOSE {uid}: Grid Frame Offset Vector starts at {offsets[0]:g} mm, neither 0 "
+                f"(relative) nor the Image Position z {ipp[2]:g} mm (absolute)"
+            )
         z = offsets.copy()
     if len(np.unique(np.round(z, 4))) != len(z):
         raise ValueError(f"RTDOSE {uid}: two frames at the same position in the Grid Frame Offset Vector")
@@ -470,6 +496,9 @@ def _references(ds: Dataset) -> tuple[str, int | None, tuple[int, ...]]:
         for fg in ref.get("ReferencedFractionGroupSequence", []):
             if fg.get("ReferencedFractionGroupNumber") not in (None, ""):
                 group = int(fg.ReferencedFractionGroupNumber)
-            beams += [int(b.ReferencedBeamNumber) for b in fg.get("ReferencedBeamSequence", [])
-                      if b.get("ReferencedBeamNumber") not in (None, "")]
+            beams += [
+                int(b.ReferencedBeamNumber)
+                for b in fg.get("ReferencedBeamSequence", [])
+                if b.get("ReferencedBeamNumber") not in (None, "")
+            ]
     return plan_uid, group, tuple(beams)

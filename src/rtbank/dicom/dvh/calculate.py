@@ -67,8 +67,13 @@ class RoiDvh:
     notes: tuple[str, ...] = ()
     resolution: Resolution | None = None
 
-    def metrics(self, specs: Sequence[MetricSpec] = DEFAULT_METRICS, *, fractions: int | None = None,
-                alpha_beta: Mapping[str, float] | None = None) -> tuple[dict[str, float | None], list[str]]:
+    def metrics(
+        self,
+        specs: Sequence[MetricSpec] = DEFAULT_METRICS,
+        *,
+        fractions: int | None = None,
+        alpha_beta: Mapping[str, float] | None = None,
+    ) -> tuple[dict[str, float | None], list[str]]:
         """Metric values by canonical name (Gy, %, cc; None when undefined) and the ``undefined:`` flags.
 
         Parameters
@@ -104,11 +109,17 @@ def check_frame_of_reference(structure_set: StructureSet, grid: DoseGrid) -> Non
         raise ValueError(
             f"frame of reference mismatch: RTSTRUCT {structure_set.sop_instance_uid} is in "
             f"{', '.join(sorted(ours))} but RTDOSE {grid.sop_instance_uid} is in "
-            f"{grid.frame_of_reference_uid}; register the dose to the structure set first")
+            f"{grid.frame_of_reference_uid}; register the dose to the structure set first"
+        )
 
 
-def dvh_for_roi(structure_set: StructureSet, roi: Roi | int | str, grid: DoseGrid, *,
-                target_samples: int = DEFAULT_TARGET_SAMPLES) -> RoiDvh:
+def dvh_for_roi(
+    structure_set: StructureSet,
+    roi: Roi | int | str,
+    grid: DoseGrid,
+    *,
+    target_samples: int = DEFAULT_TARGET_SAMPLES,
+) -> RoiDvh:
     """The DVH of one ROI of ``structure_set`` on ``grid``.
 
     Parameters
@@ -128,8 +139,11 @@ def dvh_for_roi(structure_set: StructureSet, roi: Roi | int | str, grid: DoseGri
     if grid.summation_type in PER_FRACTION_SUMMATIONS:
         flags.append("per_fraction_dose")
     empty = DoseVolumeHistogram(np.zeros(0), np.zeros(0))
-    if roi.frame_of_reference_uid and grid.frame_of_reference_uid and \
-            roi.frame_of_reference_uid != grid.frame_of_reference_uid:
+    if (
+        roi.frame_of_reference_uid
+        and grid.frame_of_reference_uid
+        and roi.frame_of_reference_uid != grid.frame_of_reference_uid
+    ):
         return RoiDvh(roi, math.nan, math.nan, empty, (*flags, "frame_of_reference_mismatch"), tuple(notes))
     if roi.is_empty:
         return RoiDvh(roi, 0.0, 0.0, empty, (*flags, "empty"), tuple(notes))
@@ -150,22 +164,34 @@ def dvh_for_roi(structure_set: StructureSet, roi: Roi | int | str, grid: DoseGri
     total = covered + samples.uncovered_mm3
     if total > 0 and samples.uncovered_mm3 > 0:
         flags.append("not_in_dose_grid" if covered == 0 else "partially_in_dose_grid")
-    hist = DoseVolumeHistogram.from_samples(samples.dose_gy, samples.volume_mm3, samples.spread_gy,
-                                           samples.boundary_range_gy)
+    hist = DoseVolumeHistogram.from_samples(
+        samples.dose_gy, samples.volume_mm3, samples.spread_gy, samples.boundary_range_gy
+    )
     return RoiDvh(roi, total / 1000, covered / 1000, hist, tuple(flags), tuple(notes), resolution)
 
 
-def dvhs_for_structure_set(structure_set: StructureSet, grid: DoseGrid, rois: Sequence[Roi] | None = None, *,
-                           target_samples: int = DEFAULT_TARGET_SAMPLES) -> list[RoiDvh]:
+def dvhs_for_structure_set(
+    structure_set: StructureSet,
+    grid: DoseGrid,
+    rois: Sequence[Roi] | None = None,
+    *,
+    target_samples: int = DEFAULT_TARGET_SAMPLES,
+) -> list[RoiDvh]:
     """DVHs of ``rois`` (default: every ROI with contours) after checking the Frame of Reference."""
     check_frame_of_reference(structure_set, grid)
     chosen = rois if rois is not None else [r for r in structure_set.rois if not r.is_empty]
     return [dvh_for_roi(structure_set, r, grid, target_samples=target_samples) for r in chosen]
 
 
-def report(result: RoiDvh, grid: DoseGrid, specs: Sequence[MetricSpec] = DEFAULT_METRICS, *,
-           fractions: int | None = None, alpha_beta: Mapping[str, float] | None = None,
-           digits: int = 4) -> dict[str, object]:
+def report(
+    result: RoiDvh,
+    grid: DoseGrid,
+    specs: Sequence[MetricSpec] = DEFAULT_METRICS,
+    *,
+    fractions: int | None = None,
+    alpha_beta: Mapping[str, float] | None = None,
+    digits: int = 4,
+) -> dict[str, object]:
     """One ROI's result as plain data (the ``rtbank dvh --json`` object).
 
     Keys: ``roi``, ``number``, ``type``, ``volume_cc``, ``covered_volume_cc``, ``metrics`` (by canonical

@@ -52,23 +52,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``rtbank dvh``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("rtstruct", metavar="RTSTRUCT", help="the structure set (DICOM file)")
-    parser.add_argument("rtdose", metavar="RTDOSE", nargs="+",
-                        help="the dose; several BEAM doses of one plan are summed, a PLAN dose is used as is")
-    parser.add_argument("--roi", metavar="NAME", nargs="+", action="extend", default=None,
-                        help="ROI names, any case, or patterns with * and ? (default: every ROI with contours)")
-    parser.add_argument("--metrics", metavar="LIST",
-                        help="comma-separated metrics, e.g. D95%%,V20Gy[%%],V20Gy[cc],D0.03cc,EQD2:Dmean "
-                             f"(default: {','.join(DEFAULT_METRIC_NAMES).replace('%', '%%')})")
+    parser.add_argument(
+        "rtdose",
+        metavar="RTDOSE",
+        nargs="+",
+        help="the dose; several BEAM doses of one plan are summed, a PLAN dose is used as is",
+    )
+    parser.add_argument(
+        "--roi",
+        metavar="NAME",
+        nargs="+",
+        action="extend",
+        default=None,
+        help="ROI names, any case, or patterns with * and ? (default: every ROI with contours)",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="LIST",
+        help="comma-separated metrics, e.g. D95%%,V20Gy[%%],V20Gy[cc],D0.03cc,EQD2:Dmean "
+        f"(default: {','.join(DEFAULT_METRIC_NAMES).replace('%', '%%')})",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="a JSON list, one object per ROI")
     output.add_argument("--csv", action="store_true", help="CSV, one row per ROI")
-    parser.add_argument("--plan", metavar="RTPLAN",
-                        help="the plan: its number of fractions scales FRACTION doses and feeds EQD2/BED")
+    parser.add_argument(
+        "--plan",
+        metavar="RTPLAN",
+        help="the plan: its number of fractions scales FRACTION doses and feeds EQD2/BED",
+    )
     parser.add_argument("--fractions", type=int, metavar="N", help="number of fractions (overrides --plan)")
-    parser.add_argument("--alpha-beta", metavar="ROI=GY,…",
-                        help="α/β in Gy per ROI name or pattern for EQD2:/BED: metrics, e.g. 'PTV*=10,*=3'")
-    parser.add_argument("--curve", action="store_true",
-                        help="with --json: add each ROI's cumulative DVH (dose step in Gy, volumes in cc)")
+    parser.add_argument(
+        "--alpha-beta",
+        metavar="ROI=GY,…",
+        help="α/β in Gy per ROI name or pattern for EQD2:/BED: metrics, e.g. 'PTV*=10,*=3'",
+    )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="with --json: add each ROI's cumulative DVH (dose step in Gy, volumes in cc)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +131,9 @@ def _compute(args: argparse.Namespace) -> list[dict[str, object]]:
     if fractions is not None and fractions < 1:
         raise UsageError("--fractions must be at least 1")
     if fractions is None and any(s.quantity is not Quantity.PHYSICAL for s in specs):
-        raise UsageError("EQD2:/BED: metrics need the number of fractions: give --fractions N or --plan RTPLAN")
+        raise UsageError(
+            "EQD2:/BED: metrics need the number of fractions: give --fractions N or --plan RTPLAN"
+        )
     dose_flags = _dose_flags(grids, plan, fractions)
     grid = combine_plan_doses(grids, fractions)
     check_frame_of_reference(structure_set, grid)
@@ -159,7 +183,9 @@ def _alpha_beta(text: str | None) -> dict[str, float]:
         except ValueError:
             number = math.nan
         if not sep or not name.strip() or not number > 0:
-            raise UsageError(f"--alpha-beta item {item.strip()!r}: write ROI=GY with α/β > 0, e.g. 'Rectum=3'")
+            raise UsageError(
+                f"--alpha-beta item {item.strip()!r}: write ROI=GY with α/β > 0, e.g. 'Rectum=3'"
+            )
         values[name.strip()] = number
     return values
 
@@ -183,8 +209,11 @@ def _dose_flags(grids: Sequence[DoseGrid], plan: Dataset | None, fractions: int 
     per_fraction = [g for g in grids if g.summation_type in PER_FRACTION_SUMMATIONS]
     if not per_fraction or plan is None or not fractions or fractions == 1:
         return []
-    beam_dose = sum(float(b.get("BeamDose") or 0) for fg in plan.get("FractionGroupSequence", [])[:1]
-                    for b in fg.get("ReferencedBeamSequence", []))
+    beam_dose = sum(
+        float(b.get("BeamDose") or 0)
+        for fg in plan.get("FractionGroupSequence", [])[:1]
+        for b in fg.get("ReferencedBeamSequence", [])
+    )
     highest = max(g.max_gy for g in per_fraction)
     if beam_dose > 0 and highest > 5 * beam_dose:
         return ["per_fraction_dose_suspect"]
@@ -202,8 +231,15 @@ def to_csv(rows: Sequence[dict[str, object]]) -> str:
     for row in rows:
         metrics = row["metrics"]
         assert isinstance(metrics, dict)
-        values = [row["roi"], row["number"], row["type"], row["volume_cc"], row["covered_volume_cc"],
-                  *(metrics.get(name) for name in metric_names), ";".join(row["flags"])]  # type: ignore[arg-type]
+        values = [
+            row["roi"],
+            row["number"],
+            row["type"],
+            row["volume_cc"],
+            row["covered_volume_cc"],
+            *(metrics.get(name) for name in metric_names),
+            ";".join(row["flags"]),
+        ]  # type: ignore[arg-type]
         writer.writerow([safe_cell(v) for v in values])
     return buffer.getvalue()
 
@@ -224,8 +260,11 @@ def _print_table(rows: Sequence[dict[str, object]]) -> None:
 
     metric_names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))  # type: ignore[attr-defined]
     table = Table(title="DVH metrics", title_justify="left")
-    headers = ["Volume [cc]", "Covered [cc]", *(n if n.startswith("V") or ":V" in n else f"{n} [Gy]"
-                                                 for n in metric_names)]
+    headers = [
+        "Volume [cc]",
+        "Covered [cc]",
+        *(n if n.startswith("V") or ":V" in n else f"{n} [Gy]" for n in metric_names),
+    ]
     table.add_column("ROI", no_wrap=True)
     for header in headers:
         table.add_column(escape(header), justify="right", no_wrap=True, min_width=len(header))
@@ -233,9 +272,13 @@ def _print_table(rows: Sequence[dict[str, object]]) -> None:
     for row in rows:
         metrics = row["metrics"]
         assert isinstance(metrics, dict)
-        table.add_row(escape(str(row["roi"])), _format(row["volume_cc"], "cc"), _format(row["covered_volume_cc"], "cc"),
-                      *(_format(metrics.get(n), _unit(n)) for n in metric_names),
-                      escape(", ".join(row["flags"])))  # type: ignore[arg-type]
+        table.add_row(
+            escape(str(row["roi"])),
+            _format(row["volume_cc"], "cc"),
+            _format(row["covered_volume_cc"], "cc"),
+            *(_format(metrics.get(n), _unit(n)) for n in metric_names),
+            escape(", ".join(row["flags"])),
+        )  # type: ignore[arg-type]
     width = None if sys.stdout.isatty() else 60 + 14 * (len(metric_names) + 3)
     console = Console(width=width, highlight=False)
     console.print(table)

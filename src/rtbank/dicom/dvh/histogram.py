@@ -61,8 +61,13 @@ class DoseVolumeHistogram:
             object.__setattr__(self, "spread_gy", np.zeros(len(self.dose_gy)))
 
     @classmethod
-    def from_samples(cls, dose_gy: np.ndarray, volume_mm3: np.ndarray, spread_gy: np.ndarray | None = None,
-                     boundary_range_gy: tuple[float, float] | None = None) -> DoseVolumeHistogram:
+    def from_samples(
+        cls,
+        dose_gy: np.ndarray,
+        volume_mm3: np.ndarray,
+        spread_gy: np.ndarray | None = None,
+        boundary_range_gy: tuple[float, float] | None = None,
+    ) -> DoseVolumeHistogram:
         """Build from sample doses (Gy), sample volumes (mm³) and dose spreads (Gy, default 0)."""
         d = np.asarray(dose_gy, dtype=float)
         w = np.asarray(volume_mm3, dtype=float) / 1000.0
@@ -181,14 +186,20 @@ class DoseVolumeHistogram:
         quadratic linear-quadratic model.
         """
         h = self.spread_gy
-        low, mid, high = (np.asarray(dose_map(x), dtype=float) for x in (self.dose_gy - h, self.dose_gy,
-                                                                        self.dose_gy + h))
+        low, mid, high = (
+            np.asarray(dose_map(x), dtype=float) for x in (self.dose_gy - h, self.dose_gy, self.dose_gy + h)
+        )
         total = self.total_cc
         mean = float(np.dot((low + 4 * mid + high) / 6, self.volume_cc) / total) if total > 0 else None
         bounds = self.boundary_range_gy
         mapped = tuple(float(v) for v in dose_map(np.array(bounds))) if bounds else None
-        return DoseVolumeHistogram(mid, self.volume_cc.copy(), (high - low) / 2, mapped,  # type: ignore[arg-type]
-                                   mean)
+        return DoseVolumeHistogram(
+            mid,
+            self.volume_cc.copy(),
+            (high - low) / 2,
+            mapped,  # type: ignore[arg-type]
+            mean,
+        )
 
     # ---------------------------------------------------------------- curves
     def curve(self, max_points: int = CURVE_MAX_POINTS) -> DvhCurve:
@@ -229,12 +240,18 @@ class DvhCurve:
         return cum - np.concatenate([cum[1:], [0.0]])
 
     def to_dict(self) -> dict[str, object]:
-        return {"engine_version": self.engine_version, "dose_step_gy": self.dose_step_gy,
-                "cumulative_cc": list(self.cumulative_cc)}
+        return {
+            "engine_version": self.engine_version,
+            "dose_step_gy": self.dose_step_gy,
+            "cumulative_cc": list(self.cumulative_cc),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> DvhCurve:
         values = data["cumulative_cc"]
         assert isinstance(values, list)
-        return cls(float(data["dose_step_gy"]), tuple(float(v) for v in values),  # type: ignore[arg-type]
-                   str(data["engine_version"]))
+        return cls(
+            float(data["dose_step_gy"]),
+            tuple(float(v) for v in values),  # type: ignore[arg-type]
+            str(data["engine_version"]),
+        )

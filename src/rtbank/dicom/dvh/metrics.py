@@ -64,8 +64,9 @@ class MetricSpec:
     def name(self) -> str:
         """Canonical name, e.g. ``D95%``, ``V20Gy[cc]``, ``EQD2:Dmean``."""
         x = _number(self.value) if self.value is not None else ""
-        body = {"D%": f"D{x}%", "Dcc": f"D{x}cc", "V%": f"V{x}Gy[%]", "Vcc": f"V{x}Gy[cc]"}.get(self.kind,
-                                                                                             self.kind)
+        body = {"D%": f"D{x}%", "Dcc": f"D{x}cc", "V%": f"V{x}Gy[%]", "Vcc": f"V{x}Gy[cc]"}.get(
+            self.kind, self.kind
+        )
         return body if self.quantity is Quantity.PHYSICAL else f"{self.quantity.value}:{body}"
 
     @property
@@ -85,8 +86,10 @@ _PATTERN = re.compile(
     rf"|V(?P<vnum>{_NUMBER})\s*Gy\s*\[\s*(?P<vunit>%|cc)\s*\])$",
     re.IGNORECASE,
 )
-_HELP = ("use Dmin, Dmean, Dmax, Dx% (e.g. D95%), Dxcc (e.g. D0.03cc), VxGy[%] or VxGy[cc] "
-         "(e.g. V20Gy[%]), optionally prefixed EQD2: or BED:")
+_HELP = (
+    "use Dmin, Dmean, Dmax, Dx% (e.g. D95%), Dxcc (e.g. D0.03cc), VxGy[%] or VxGy[cc] "
+    "(e.g. V20Gy[%]), optionally prefixed EQD2: or BED:"
+)
 
 
 def parse_metric(text: str) -> MetricSpec:
@@ -154,8 +157,9 @@ def eqd2_gy(dose_gy: np.ndarray, fractions: int, alpha_beta_gy: float) -> np.nda
     return bed_gy(dose_gy, fractions, alpha_beta_gy) / (1 + 2 / alpha_beta_gy)
 
 
-def convert(hist: DoseVolumeHistogram, quantity: Quantity, fractions: int | None,
-            alpha_beta_gy: float | None) -> DoseVolumeHistogram | None:
+def convert(
+    hist: DoseVolumeHistogram, quantity: Quantity, fractions: int | None, alpha_beta_gy: float | None
+) -> DoseVolumeHistogram | None:
     """The histogram on the dose axis of ``quantity``; None when fractions or α/β are missing."""
     if quantity is Quantity.PHYSICAL:
         return hist

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy import integrate, optimize
 
@@ -33,6 +35,7 @@ Axis = Literal["x", "y", "z"]
 _AXES = {"x": 0, "y": 1, "z": 2}
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
+_CONTOUR_DATA = Tag(0x3006, 0x0050)
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,11 @@ class Solid:
     @property
     def volume_mm3(self) -> float:
         r, h = self.radius_mm, self.length_mm
-        return {"sphere": 4 / 3 * math.pi * r**3, "cylinder": math.pi * r * r * h,
-                "cone": math.pi * r * r * h / 3}[self.kind]
+        return {
+            "sphere": 4 / 3 * math.pi * r**3,
+            "cylinder": math.pi * r * r * h,
+            "cone": math.pi * r * r * h / 3,
+        }[self.kind]
 
     def half_extent_mm(self, axis: Axis) -> float:
         """Half the solid's size along a patient axis (mm)."""
@@ -111,8 +117,9 @@ class Solid:
             return math.pi * r * r * s**3 / (3 * h * h)
         if self.kind == "cylinder":
             return h * _segment_area(r, u_mm)
-        value, _ = integrate.quad(lambda s: _segment_area(r * s / h, u_mm), 0.0, h, epsabs=1e-10, epsrel=1e-12,
-                                  limit=200)
+        value, _ = integrate.quad(
+            lambda s: _segment_area(r * s / h, u_mm), 0.0, h, epsabs=1e-10, epsrel=1e-12, limit=200
+        )
         return float(value)
 
     def centroid_offset_mm(self, axis: Axis) -> float:
@@ -177,8 +184,11 @@ class AnalyticReference:
             return self.dmin
         if volume_cc <= 0:
             return self.dmax
-        return float(optimize.brentq(lambda d: self.volume_at_dose_cc(d) - volume_cc, self.dmin, self.dmax,
-                                     xtol=1e-10, rtol=1e-12))
+        return float(
+            optimize.brentq(
+                lambda d: self.volume_at_dose_cc(d) - volume_cc, self.dmin, self.dmax, xtol=1e-10, rtol=1e-12
+            )
+        )
 
     def dose_at_volume_pct(self, percent: float) -> float:
         return self.dose_at_volume_cc(percent / 100 * self.volume_cc)
@@ -191,8 +201,12 @@ class AnalyticReference:
         if spec.kind in {"Dmin", "Dmean", "Dmax"}:
             return {"Dmin": self.dmin, "Dmean": self.dmean, "Dmax": self.dmax}[spec.kind]
         assert spec.value is not None
-        return {"D%": self.dose_at_volume_pct, "Dcc": self.dose_at_volume_cc, "V%": self.volume_pct_at_dose,
-                "Vcc": self.volume_at_dose_cc}[spec.kind](spec.value)
+        return {
+            "D%": self.dose_at_volume_pct,
+            "Dcc": self.dose_at_volume_cc,
+            "V%": self.volume_pct_at_dose,
+            "Vcc": self.volume_at_dose_cc,
+        }[spec.kind](spec.value)
 
 
 def _segment_area(r: float, u: float) -> float:
@@ -278,8 +292,9 @@ def structure_set_dataset(solids: list[Solid], spacing_mm: float, frame_of_refer
         contour = Dataset()
         contour.ReferencedROINumber = number
         contour.ROIDisplayColor = [255, 0, 0]
-        contour.ContourSequence = [_contour_item(z, poly) for z, polys in contour_planes(solid, spacing_mm)
-                                   for poly in polys]
+        contour.ContourSequence = [
+            _contour_item(z, poly) for z, polys in contour_planes(solid, spacing_mm) for poly in polys
+        ]
         ds.ROIContourSequence.append(contour)
         obs = Dataset()
         obs.ObservationNumber, obs.ReferencedROINumber = number, number
@@ -293,13 +308,24 @@ def _contour_item(z: float, poly: np.ndarray) -> Dataset:
     item.ContourGeometricType = "CLOSED_PLANAR"
     item.NumberOfContourPoints = len(poly)
     xyz = np.column_stack([poly, np.full(len(poly), z)])
-    item.ContourData = [f"{v:.6f}" for v in xyz.ravel()]
+    # written as raw DS bytes: pydicom's per-number DS objects would dominate the phantoms' cost
+    raw = "\\".join(f"{v:.6f}" for v in xyz.ravel()).encode("ascii")
+    raw += b" " * (len(raw) % 2)
+    item[_CONTOUR_DATA] = RawDataElement(_CONTOUR_DATA, "DS", len(raw), raw, 0, False, True)
     return item
 
 
-def dose_dataset(dose_zyx: np.ndarray, x_mm: np.ndarray, y_mm: np.ndarray, z_mm: np.ndarray,
-                 frame_of_reference_uid: str, *, position: str = "HFS", absolute_offsets: bool = False,
-                 summation_type: str = "PLAN") -> Dataset:
+def dose_dataset(
+    dose_zyx: np.ndarray,
+    x_mm: np.ndarray,
+    y_mm: np.ndarray,
+    z_mm: np.ndarray,
+    frame_of_reference_uid: str,
+    *,
+    position: str = "HFS",
+    absolute_offsets: bool = False,
+    summation_type: str = "PLAN",
+) -> Dataset:
     """An RTDOSE holding ``dose_zyx`` (Gy, axes z, y, x increasing), written as a TPS would for a patient
     in ``position`` (``HFS``, ``HFP``, ``FFS``, ``FFP``, ``HFDL``, ``HFDR``): the same dose at the same
     patient points, stored with that position's row/column directions and frame order.
@@ -354,8 +380,14 @@ _ORIENTATIONS: dict[str, tuple[np.ndarray, np.ndarray]] = {
 }
 
 
-def linear_dose_dataset(dose: LinearDose, lower_mm: tuple[float, float, float], shape: tuple[int, int, int],
-                        spacing_mm: float, frame_of_reference_uid: str, **kwargs: object) -> Dataset:
+def linear_dose_dataset(
+    dose: LinearDose,
+    lower_mm: tuple[float, float, float],
+    shape: tuple[int, int, int],
+    spacing_mm: float,
+    frame_of_reference_uid: str,
+    **kwargs: object,
+) -> Dataset:
     """An RTDOSE sampling ``dose`` on a grid with first node ``lower_mm`` and ``shape`` (nx, ny, nz)."""
     x, y, z = (lower_mm[k] + spacing_mm * np.arange(shape[k]) for k in range(3))
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")

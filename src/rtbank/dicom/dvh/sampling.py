@@ -82,8 +82,12 @@ class DoseSamples:
         return float(self.volume_mm3.sum())
 
 
-def choose_resolution(volume_mm3: float, grid: DoseGrid, target_samples: int = DEFAULT_TARGET_SAMPLES,
-                      min_step_mm: float = MIN_STEP_MM) -> Resolution:
+def choose_resolution(
+    volume_mm3: float,
+    grid: DoseGrid,
+    target_samples: int = DEFAULT_TARGET_SAMPLES,
+    min_step_mm: float = MIN_STEP_MM,
+) -> Resolution:
     """Lattice steps for a ROI of ``volume_mm3`` on ``grid`` (see the module docstring)."""
     step = max(min_step_mm, (max(volume_mm3, 0.0) / target_samples) ** (1 / 3))
     sx, sy, _ = grid.spacing_mm
@@ -121,7 +125,9 @@ def sample_slabs(slabs: Sequence[Slab], grid: DoseGrid, resolution: Resolution |
     edge = np.concatenate(edges) if edges else np.zeros(0)
     edge = edge[~np.isnan(edge)]
     extremes = (float(edge.min()), float(edge.max())) if len(edge) else None
-    return DoseSamples(_join(doses), _join(weights), _join(spreads), uncovered, resolution, tuple(notes), extremes)
+    return DoseSamples(
+        _join(doses), _join(weights), _join(spreads), uncovered, resolution, tuple(notes), extremes
+    )
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:
@@ -130,7 +136,9 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
 
 def _vertex_doses(slab: Slab, grid: DoseGrid) -> np.ndarray:
     xy = np.concatenate(slab.plane.polygons)
-    points = np.concatenate([np.column_stack([xy, np.full(len(xy), z)]) for z in (slab.z_lo_mm, slab.z_hi_mm)])
+    points = np.concatenate(
+        [np.column_stack([xy, np.full(len(xy), z)]) for z in (slab.z_lo_mm, slab.z_hi_mm)]
+    )
     return grid.dose_at(points)
 
 
@@ -140,7 +148,9 @@ def _divide(spacing: float, step: float) -> float:
     return spacing / max(1, math.ceil(spacing / step - 1e-9))
 
 
-def _sample_slab(slab: Slab, grid: DoseGrid, res: Resolution) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def _sample_slab(
+    slab: Slab, grid: DoseGrid, res: Resolution
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Dose, volume (mm³) and dose spread of the samples of one slab, and a note on crossing contours."""
     ox, oy = float(grid.x_mm[0]), float(grid.y_mm[0])
     dx, dy = res.step_x_mm, res.step_y_mm
@@ -161,8 +171,10 @@ def _sample_slab(slab: Slab, grid: DoseGrid, res: Resolution) -> tuple[np.ndarra
         return dose, np.full(n_sub, exact * sub), np.abs(np.diff(at_faces)) / 2, ""
     scale = exact / sampled
     if exact / (dx * dy) >= _TRUSTED_CELLS and abs(scale - 1) > 0.1:
-        note = (f"plane z={slab.plane.z_mm:g} mm: polygon area {exact:.1f} mm² differs from the even-odd "
-                f"area {sampled:.1f} mm² (crossing contours?); the even-odd area is used")
+        note = (
+            f"plane z={slab.plane.z_mm:g} mm: polygon area {exact:.1f} mm² differs from the even-odd "
+            f"area {sampled:.1f} mm² (crossing contours?); the even-odd area is used"
+        )
         scale = 1.0
     dose, spread = _dose_at_cells(cells, grid, ox, dx, oy, dy, faces)
     weight = np.tile(cells.fraction * (dx * dy * sub * scale), n_sub)
@@ -207,7 +219,10 @@ def row_coverage(polygons: Sequence[np.ndarray], ox: float, dx: float, oy: float
         return empty
     r0 = int(min(sc[0].min() for sc in found))
     c0 = int(min(np.floor(sc[1]).min() for sc in found))
-    shape = (int(max(sc[0].max() for sc in found)) - r0 + 1, int(max(np.floor(sc[2]).max() for sc in found)) - c0 + 2)
+    shape = (
+        int(max(sc[0].max() for sc in found)) - r0 + 1,
+        int(max(np.floor(sc[2]).max() for sc in found)) - c0 + 2,
+    )
     frac, moment_x, moment_y, lines = (np.zeros(shape) for _ in range(4))
     for shift, (rows, a, b) in zip(shifts, scans, strict=True):
         line = np.zeros(shape)
@@ -219,12 +234,19 @@ def row_coverage(polygons: Sequence[np.ndarray], ox: float, dx: float, oy: float
     t = frac[hit_r, hit_c]
     offset_x = np.clip(moment_x[hit_r, hit_c] / t, -0.5, 0.5)
     offset_y = moment_y[hit_r, hit_c] / t
-    return CellCoverage(hit_r + r0, hit_c + c0, np.minimum(t / SCANLINES, 1.0), offset_x, offset_y,
-                        lines[hit_r, hit_c] / SCANLINES)
+    return CellCoverage(
+        hit_r + r0,
+        hit_c + c0,
+        np.minimum(t / SCANLINES, 1.0),
+        offset_x,
+        offset_y,
+        lines[hit_r, hit_c] / SCANLINES,
+    )
 
 
-def _intervals(start: np.ndarray, end: np.ndarray, ox: float, dx: float, oy: float,
-               dy: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _intervals(
+    start: np.ndarray, end: np.ndarray, ox: float, dx: float, oy: float, dy: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inside intervals along the scanlines ``y = oy + j × dy``, in cell units (cell i spans [i, i+1)).
 
     An edge crosses scanline j when ``min(y0, y1) <= y_j < max(y0, y1)``; each scanline meets an even
@@ -245,7 +267,9 @@ def _intervals(start: np.ndarray, end: np.ndarray, ox: float, dx: float, oy: flo
     return row[0::2], u[0::2], u[1::2]
 
 
-def _add_intervals(frac: np.ndarray, moment: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+def _add_intervals(
+    frac: np.ndarray, moment: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> None:
     """Add inside intervals [a, b] (cell units from the first column) to covered length and x moment."""
     ia, ib = np.floor(a).astype(np.int64), np.floor(b).astype(np.int64)
     same = ia == ib
@@ -261,15 +285,17 @@ def _add_intervals(frac: np.ndarray, moment: np.ndarray, rows: np.ndarray, a: np
     frac += np.cumsum(full, axis=1)
 
 
-def _add_piece(frac: np.ndarray, moment: np.ndarray, r: np.ndarray, c: np.ndarray,
-               s: np.ndarray, e: np.ndarray) -> None:
+def _add_piece(
+    frac: np.ndarray, moment: np.ndarray, r: np.ndarray, c: np.ndarray, s: np.ndarray, e: np.ndarray
+) -> None:
     """Add the covered piece [s, e] (0…1 within cell c) to the cell's length and centred x moment."""
     np.add.at(frac, (r, c), e - s)
     np.add.at(moment, (r, c), ((e - 0.5) ** 2 - (s - 0.5) ** 2) / 2)
 
 
-def _dose_at_cells(cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy: float, dy: float,
-                   faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _dose_at_cells(
+    cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy: float, dy: float, faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Trilinear dose at the covered cells' centroids, and its spread, per sub-slab: (n_sub, cells) each.
 
     The spread is half the width of the uniform distribution with the variance of the (locally linear)
@@ -284,27 +310,33 @@ def _dose_at_cells(cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy
     sy = np.where(cells.offset_y >= 0, 1, -1)
     fx, fy = np.abs(cells.offset_x), np.abs(cells.offset_y)
     centre = centres[:, r, c]
+    partial = bool(np.isnan(centres).any())
 
     def at(rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
         # a neighbour outside the dose grid: keep the cell-centre dose rather than lose the sample
         values = centres[:, rr, cc]
-        return np.where(np.isnan(values), centre, values)
+        return np.where(np.isnan(values), centre, values) if partial else values
 
-    dose = (centre * (1 - fx) + at(r, c + sx) * fx) * (1 - fy) + (at(r + sy, c) * (1 - fx)
-                                                                   + at(r + sy, c + sx) * fx) * fy
+    dose = (centre * (1 - fx) + at(r, c + sx) * fx) * (1 - fy) + (
+        at(r + sy, c) * (1 - fx) + at(r + sy, c + sx) * fx
+    ) * fy
     extent_y = np.maximum(cells.extent_y, 1e-9)
     extent_x = np.minimum(cells.fraction / extent_y, 1.0)
     across_x = (at(r, c + 1) - at(r, c - 1)) / 2 * extent_x
     across_y = (at(r + 1, c) - at(r - 1, c)) / 2 * extent_y
     top, bottom = at_faces[1:, r, c], at_faces[:-1, r, c]
-    across_z = np.where(np.isnan(top) | np.isnan(bottom), 0.0, top - bottom)
+    across_z = top - bottom
     spread = 0.5 * np.sqrt(across_x**2 + across_y**2 + across_z**2)
-    return dose, np.where(np.isnan(dose), 0.0, spread)
+    if partial or np.isnan(across_z).any():
+        across_z = np.where(np.isnan(across_z), 0.0, across_z)
+        spread = np.where(np.isnan(dose), 0.0, 0.5 * np.sqrt(across_x**2 + across_y**2 + across_z**2))
+    return dose, spread
 
 
-def _lattice_dose(cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy: float, dy: float,
-                  zs: np.ndarray) -> np.ndarray:
-    """Trilinear dose on the lattice nodes around the covered cells (one node margin), per z: (z, rows, cols)."""
+def _lattice_dose(
+    cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy: float, dy: float, zs: np.ndarray
+) -> np.ndarray:
+    """Trilinear dose at the lattice nodes around the covered cells (one node margin): (z, rows, cols)."""
     rows = np.arange(int(cells.row.min()) - 1, int(cells.row.max()) + 2)
     cols = np.arange(int(cells.col.min()) - 1, int(cells.col.max()) + 2)
     yi0, yi1, ty = grid.axis_weights(1, oy + rows * dy)
