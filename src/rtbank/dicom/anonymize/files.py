@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from io import BytesIO
 from pathlib import Path
 
 import pydicom
@@ -186,8 +187,6 @@ def output_name(ds: Dataset) -> str:
 
 
 def _encode(ds: Dataset) -> bytes:
-    from io import BytesIO
-
     buffer = BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
