@@ -6,14 +6,17 @@ its slice's ``ImagePositionPatient``) are the same text, and no value exceeds th
 
 from __future__ import annotations
 
+import functools
+import struct
 from collections.abc import Iterable
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import ExplicitVRLittleEndian
 
 from rtbank.dicom.synth.context import PatientContext, Series
@@ -22,6 +25,8 @@ from rtbank.dicom.uids import uid_from
 IMPLEMENTATION_CLASS_UID = uid_from("rtbank-synth", "implementation", "1")
 IMPLEMENTATION_VERSION = "RTBANK_SYNTH_1"
 CHARACTER_SET = "ISO_IR 100"
+ENCODINGS = convert_encodings(CHARACTER_SET)
+GENERAL_SERIES_MODALITIES = frozenset({"CT", "MR", "PT", "REG"})
 
 
 def ds_text(value: float, decimals: int = 2) -> str:
@@ -36,28 +41,75 @@ def ds_list(values: Iterable[float], decimals: int = 2) -> list[str]:
     return [ds_text(v, decimals) for v in values]
 
 
-def set_ds(ds: Dataset, keyword: str, values: Iterable[str]) -> Dataset:
-    """Set the DS attribute ``keyword`` of ``ds`` to preformatted ``values``, stored as raw Explicit VR
-    Little Endian bytes.
+def put(ds: Dataset, **attributes: Any) -> Dataset:
+    """Set ``attributes`` of ``ds`` by keyword (``None`` values are left out) and return ``ds``.
 
-    pydicom otherwise builds and validates one ``DSfloat`` per value, which made contour data and leaf
-    positions most of the generator's run time. Reading the attribute back converts it as usual.
+    Text values (CS, DA, DS, IS, LO, PN, SH, TM, UI …) are stored already encoded, as raw Explicit VR Little
+    Endian elements; pydicom decodes them when they are read, as it does for a file. Building a ``DSfloat``
+    or ``IS`` per value and validating it was most of the generator's run time. Other VRs (sequences,
+    binary numbers) are set the usual way. Floats become DS text with up to 6 decimals.
     """
-    raw = "\\".join(values).encode("ascii")
+    for keyword, value in attributes.items():
+        if value is None:
+            continue
+        tag, vr = _tag_and_vr(keyword)
+        if vr in _TEXT_VRS and isinstance(value, (str, int, float, list, tuple)):
+            ds[tag] = _raw_text(tag, vr, value)
+        elif vr in _BINARY_FORMATS and isinstance(value, int):
+            raw = struct.pack(_BINARY_FORMATS[vr], value)
+            ds[tag] = RawDataElement(tag, vr, len(raw), raw, 0, False, True)
+        else:
+            setattr(ds, keyword, value)
+    return ds
+
+
+_BINARY_FORMATS = {"US": "<H", "UL": "<L", "SS": "<h", "SL": "<l"}
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"})
+
+
+@functools.cache
+def _tag_and_vr(keyword: str) -> tuple[BaseTag, str]:
+    number = tag_for_keyword(keyword)
+    if number is None:
+        raise AttributeError(f"{keyword} is not a DICOM keyword")
+    return Tag(number), dictionary_VR(number)
+
+
+def _raw_text(tag: BaseTag, vr: str, value: str | int | float | list[Any] | tuple[Any, ...]) -> RawDataElement:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, tuple)):
+        try:
+            text = "\\".join(value)
+        except TypeError:
+            text = "\\".join(_text(v) for v in value)
+    else:
+        text = _text(value)
+    raw = text.encode("latin-1")
     if len(raw) % 2:
-        raw += b" "
-    tag = Tag(tag_for_keyword(keyword))
-    ds[tag] = RawDataElement(tag, "DS", len(raw), raw, 0, False, True)
+        raw += b"\x00" if vr == "UI" else b" "
+    return RawDataElement(tag, vr, len(raw), raw, 0, False, True)
+
+
+def _text(value: object) -> str:
+    return ds_text(value, 6) if isinstance(value, float) else str(value)
+
+
+def new_dataset(character_set: str | list[str] = default_encoding) -> Dataset:
+    """An empty dataset marked as already in the encoding it will be written in.
+
+    pydicom otherwise re-checks every element for ambiguous VRs and decodes raw elements while writing
+    (most of the write time). Elements with an ambiguous VR (Pixel Data) must be added with an explicit VR.
+    Sequence items keep pydicom's default here: they are written in their parent's character set.
+    """
+    ds = Dataset()
+    ds.set_original_encoding(False, True, character_set)
     return ds
 
 
 def item(**attributes: Any) -> Dataset:
     """A sequence item with ``attributes`` set by keyword (``None`` values are left out)."""
-    ds = Dataset()
-    for keyword, value in attributes.items():
-        if value is not None:
-            setattr(ds, keyword, value)
-    return ds
+    return put(new_dataset(), **attributes)
 
 
 def sequence(items: Iterable[Dataset]) -> Sequence:
@@ -88,39 +140,47 @@ def base_dataset(
     """
     study = series.study
     equipment = series.equipment
-    ds = Dataset()
+    ds = new_dataset(ENCODINGS)
     ds.file_meta = file_meta(sop_class_uid, sop_instance_uid)
-    ds.SpecificCharacterSet = CHARACTER_SET
-    ds.InstanceCreationDate = content_date
-    ds.InstanceCreationTime = content_time
-    ds.SOPClassUID = sop_class_uid
-    ds.SOPInstanceUID = sop_instance_uid
-    ds.StudyDate = study.date
-    ds.SeriesDate = series.date
-    ds.StudyTime = study.time
-    ds.SeriesTime = series.time
-    ds.AccessionNumber = study.accession
-    ds.Modality = series.modality
-    ds.Manufacturer = equipment.manufacturer
-    ds.InstitutionName = ctx.institution.name
-    ds.ReferringPhysicianName = ""
-    ds.StationName = equipment.station
-    ds.StudyDescription = study.description
-    ds.SeriesDescription = series.description
-    ds.ManufacturerModelName = equipment.model
-    ds.PatientName = ctx.patient_name
-    ds.PatientID = ctx.patient_id
-    ds.PatientBirthDate = ctx.birth_date.strftime("%Y%m%d")
-    ds.PatientSex = ctx.sex
-    ds.SoftwareVersions = equipment.software
-    ds.StudyInstanceUID = study.uid
-    ds.SeriesInstanceUID = series.uid
-    ds.StudyID = study.study_id
-    ds.SeriesNumber = series.number
-    ds.InstanceNumber = series.take_instance_number()
+    put(
+        ds,
+        SpecificCharacterSet=CHARACTER_SET,
+        InstanceCreationDate=content_date,
+        InstanceCreationTime=content_time,
+        SOPClassUID=sop_class_uid,
+        SOPInstanceUID=sop_instance_uid,
+        StudyDate=study.date,
+        SeriesDate=series.date,
+        StudyTime=study.time,
+        SeriesTime=series.time,
+        AccessionNumber=study.accession,
+        Modality=series.modality,
+        Manufacturer=equipment.manufacturer,
+        InstitutionName=ctx.institution.name,
+        ReferringPhysicianName="",
+        StationName=equipment.station,
+        StudyDescription=study.description,
+        SeriesDescription=series.description,
+        ManufacturerModelName=equipment.model,
+        PatientName=ctx.patient_name,
+        PatientID=ctx.patient_id,
+        PatientBirthDate=ctx.birth_date.strftime("%Y%m%d"),
+        PatientSex=ctx.sex,
+        SoftwareVersions=equipment.software,
+        StudyInstanceUID=study.uid,
+        SeriesInstanceUID=series.uid,
+        StudyID=study.study_id,
+        SeriesNumber=series.number,
+        InstanceNumber=series.take_instance_number(),
+    )
+    if series.modality in GENERAL_SERIES_MODALITIES:
+        # Laterality (2C) is required unless the body part is known to be unpaired.
+        if series.body_part:
+            put(ds, BodyPartExamined=series.body_part)
+        else:
+            put(ds, Laterality="")
     if series.frame_of_reference_uid:
-        ds.FrameOfReferenceUID = series.frame_of_reference_uid
-        ds.PositionReferenceIndicator = ""
+        put(ds, FrameOfReferenceUID=series.frame_of_reference_uid, PositionReferenceIndicator="")
     return ds
 
 

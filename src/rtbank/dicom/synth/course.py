@@ -38,6 +38,11 @@ class Planning:
     rt_study: Study
     anatomy: Anatomy
 
+    def span_mm(self) -> tuple[float, float]:
+        """Inferior and superior end of the planning CT in the anatomy frame, mm."""
+        tz = self.pose.translation[2]
+        return (min(self.ct.grid.zs) - tz, max(self.ct.grid.zs) - tz)
+
     def ptvs(self) -> list[tuple[Shape, float]]:
         return [(moved(t.shape, self.pose), t.dose_gy) for t in self.targets if t.kind == "PTV"]
 
@@ -96,7 +101,7 @@ def _planning(out: PatientArchive, anatomy: Anatomy, course: CourseScenario) -> 
     rt_study = ct_study if inst.rt_in_ct_study else ctx.new_study("radiotherapy", course.plan_day, "RT Plan")
     rois = course_rois(site, anatomy, course_targets, inst.roi_style, course.prescription.fractions, rng)
     ss_day = course.ct_day + dt.timedelta(days=1)
-    ss_series = ctx.new_series(rt_study, "RTSTRUCT", "Structure set", inst.tps, day=ss_day, preferred_number=3)
+    ss_series = ctx.new_series(rt_study, "RTSTRUCT", "Structure set", inst.tps, for_uid, ss_day, preferred_number=3)
     ss = structure_set(ctx, ss_series, ct, rois, f"{SITE_LABELS[site.key]}{course.number}", dicom_date(ss_day),
                        clock_time(rng, 8, 16))  # fmt: skip
     out.add_structure_set(ss)
@@ -279,7 +284,8 @@ def _second_structure_set(out: PatientArchive, planning: Planning, course: Cours
     ctx, rng = out.context, out.context.rng
     organs = [r for r in planning.structure_set.rois if r.roi_type not in {"GTV", "CTV", "PTV"} and not r.empty]
     day = course.ct_day + dt.timedelta(days=1)
-    series = ctx.new_series(planning.rt_study, "RTSTRUCT", "AutoSeg", ctx.institution.tps, day=day)
+    series = ctx.new_series(planning.rt_study, "RTSTRUCT", "AutoSeg", ctx.institution.tps,
+                            planning.ct.series.frame_of_reference_uid, day)  # fmt: skip
     renumbered = [type(r)(n, r.name, r.standard, r.roi_type, r.colour, r.shape) for n, r in enumerate(organs, 1)]
     ss = structure_set(ctx, series, planning.ct, renumbered, "AutoSeg", dicom_date(day), clock_time(rng, 8, 16))
     out.add_structure_set(ss)
@@ -291,19 +297,21 @@ def _registered_mr(out: PatientArchive, planning: Planning, course: CourseScenar
     inst = ctx.institution
     day = course.ct_day - dt.timedelta(days=rng.randrange(1, 15))
     study = ctx.new_study("mr", day, f"MR {course.site.description}")
-    low, high = (min(planning.ct.grid.zs) - planning.pose.translation[2], max(planning.ct.grid.zs) - planning.pose.translation[2])
+    low, high = planning.span_mm()
     pose = Pose.random(rng, rng.uniform(-80, 80) - 0.5 * (low + high), 3.0)
-    thickness = rng.choice((3.0, 4.0, 5.0))
-    count = min(60, max(24, int((high - low) * 0.8 / thickness)))
-    top = round((0.5 * (low + high) + pose.translation[2] + 0.5 * (count - 1) * thickness) * 2) / 2
-    grid = ImageGrid.axial(min(course.site.fov_mm, 400), 256 if ctx.full_size else 128, top, count, thickness)
+    thickness = rng.choice((3.0, 4.0) if ctx.full_size else (4.0, 5.0))
+    grid = ImageGrid.around(min(course.site.fov_mm, 400), 256 if ctx.full_size else 128,
+                            0.5 * (low + high) + pose.translation[2], 0.8 * (high - low), thickness,
+                            120 if ctx.full_size else 40)  # fmt: skip
     for_uid = ctx.uid("frame", "mr", course.number)
     field_t = 3.0 if "MAGNETOM Vida" in inst.mr_scanner.model or "Architect" in inst.mr_scanner.model else 1.5
     t1 = ctx.new_series(study, "MR", "T1 TSE tra", inst.mr_scanner, for_uid, preferred_number=3)
+    t1.body_part = course.site.body_part
     mr = mr_series(ctx, t1, planning.anatomy, pose, grid, field_t)
     out.add_images(mr)
     if course.with_second_mr:
         t2 = ctx.new_series(study, "MR", "T2 TSE tra", inst.mr_scanner, for_uid)
+        t2.body_part = course.site.body_part
         out.add_images(mr_series(ctx, t2, planning.anatomy, pose, grid, field_t, weighting="T2"))
     _registration(out, planning, mr, pose, course)
 
@@ -313,18 +321,19 @@ def _registered_petct(out: PatientArchive, planning: Planning, course: CourseSce
     inst = ctx.institution
     day = course.ct_day - dt.timedelta(days=rng.randrange(3, 22))
     study = ctx.new_study("pet-ct", day, "PET/CT FDG")
-    low, high = (min(planning.ct.grid.zs) - planning.pose.translation[2], max(planning.ct.grid.zs) - planning.pose.translation[2])
+    low, high = planning.span_mm()
     pose = Pose.random(rng, rng.uniform(-900, -600) - 0.5 * (low + high), 2.0)
-    thickness = rng.choice((3.0, 4.0))
-    count = min(80, max(30, int((high - low) / thickness)))
-    top = round((0.5 * (low + high) + pose.translation[2] + 0.5 * (count - 1) * thickness) * 2) / 2
+    centre, length = 0.5 * (low + high) + pose.translation[2], high - low
+    thickness, most = (3.0, 150) if ctx.full_size else (5.0, 50)
     for_uid = ctx.uid("frame", "petct", course.number)
-    ct_grid = ImageGrid.axial(500, 512 if ctx.full_size else 128, top, count, thickness)
-    ct = ct_series(ctx, ctx.new_series(study, "CT", "CT AC low dose", inst.pet_scanner, for_uid, preferred_number=2),
-                   planning.anatomy, pose, ct_grid, day)  # fmt: skip
+    ct_grid = ImageGrid.around(500, 512 if ctx.full_size else 128, centre, length, thickness, most)
+    ct_part = ctx.new_series(study, "CT", "CT AC low dose", inst.pet_scanner, for_uid, preferred_number=2)
+    ct_part.body_part = course.site.body_part
+    ct = ct_series(ctx, ct_part, planning.anatomy, pose, ct_grid, day)
     out.add_images(ct)
-    pet_grid = ImageGrid.axial(600, 200 if ctx.full_size else 128, top, count, thickness)
+    pet_grid = ImageGrid.around(600, 200 if ctx.full_size else 128, centre, length, thickness, most)
     pet = ctx.new_series(study, "PT", "PET AC", inst.pet_scanner, for_uid, preferred_number=4)
+    pet.body_part = course.site.body_part
     out.add_images(pet_series(ctx, pet, planning.anatomy, pose, pet_grid, clock_time(rng, 7, 8)))
     _registration(out, planning, ct, pose, course)
 
@@ -335,5 +344,6 @@ def _registration(out: PatientArchive, planning: Planning, moving: ImageSeries, 
     day = course.ct_day + dt.timedelta(days=1)
     series = ctx.new_series(planning.rt_study, "REG", f"REG {moving.series.description}", ctx.institution.tps,
                             planning.ct.series.frame_of_reference_uid, day)  # fmt: skip
+    series.body_part = course.site.body_part
     matrix = registration_matrix(pose, planning.pose)
     out.add(spatial_registration(ctx, series, planning.ct, moving, matrix, dicom_date(day), clock_time(rng, 8, 16)))

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from scipy.special import erfc
 
 from rtbank.dicom import sop
-from rtbank.dicom.synth.common import base_dataset, ds_list, ds_text, reference, sequence, set_ds
+from rtbank.dicom.synth.common import base_dataset, ds_list, ds_text, put, reference, sequence
 from rtbank.dicom.synth.context import Generated, PatientContext, Series
 from rtbank.dicom.synth.images import AXIAL
 from rtbank.dicom.synth.shapes import FloatArray, Shape
@@ -85,7 +85,7 @@ def rt_dose(
     ds.SliceThickness = ds_text(grid.spacing_mm, 3)
     ds.NumberOfFrames = len(grid.zs)
     ds.FrameIncrementPointer = 0x3004000C
-    set_ds(ds, "GridFrameOffsetVector", ds_list(grid.zs - grid.zs[0], 2))
+    put(ds, GridFrameOffsetVector=ds_list(grid.zs - grid.zs[0], 2))
     ds.DoseUnits = "GY"
     ds.DoseType = "PHYSICAL"
     ds.DoseSummationType = "PLAN"
@@ -110,7 +110,7 @@ def _set_dose_pixels(ds: Dataset, dose_gy: NDArray[np.float64], bits: int) -> No
     ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
     stored = np.clip(np.rint(dose_gy / scaling), 0, top).astype("<u4" if bits == 32 else "<u2")
-    ds.PixelData = stored.tobytes()
+    ds.add_new(0x7FE00010, "OW", stored.tobytes())
 
 
 def as_16_bit(ds: Dataset) -> Dataset:

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from rtbank.dicom import sop
-from rtbank.dicom.synth.common import base_dataset, code, ds_list, ds_text, item, sequence
+from rtbank.dicom.synth.common import base_dataset, code, ds_list, ds_text, item, put, sequence
 from rtbank.dicom.synth.context import Generated, PatientContext, Series, clock_time
 from rtbank.dicom.synth.phantom import Anatomy, Contrast, Pose
 from rtbank.dicom.synth.shapes import FloatArray
@@ -48,6 +48,16 @@ class ImageGrid:
         axis = first + pixel * np.arange(columns)
         zs = tuple(round(z_top_mm - k * thickness_mm, 2) for k in range(slices))
         return cls(axis, axis.copy(), zs, pixel, thickness_mm)
+
+    @classmethod
+    def around(
+        cls, fov_mm: float, columns: int, centre_z_mm: float, length_mm: float, thickness_mm: float, max_slices: int
+    ) -> ImageGrid:
+        """An axial grid centred (to 0.5 mm) on ``centre_z_mm``, covering ``length_mm`` with at most
+        ``max_slices`` slices."""
+        count = max(2, min(max_slices, int(length_mm / thickness_mm) + 1))
+        top = round((centre_z_mm + 0.5 * (count - 1) * thickness_mm) * 2) / 2
+        return cls.axial(fov_mm, columns, top, count, thickness_mm)
 
     @property
     def size(self) -> int:
@@ -91,16 +101,10 @@ def ct_series(
         if k == drop_slice:
             out.missing.append(uid)
             continue
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.KVP = "120"
-        ds.AcquisitionNumber = 1
-        ds.ConvolutionKernel = "B30f" if "SIEMENS" in series.equipment.manufacturer else "STANDARD"
-        ds.PatientPosition = "HFS"
-        ds.RescaleIntercept = "-1024"
-        ds.RescaleSlope = "1"
-        ds.RescaleType = "HU"
-        ds.WindowCenter = "40"
-        ds.WindowWidth = "400"
+        put(ds, ImageType=["ORIGINAL", "PRIMARY", "AXIAL"], KVP="120", AcquisitionNumber=1,
+            ConvolutionKernel="B30f" if "SIEMENS" in series.equipment.manufacturer else "STANDARD",
+            PatientPosition="HFS", RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU",
+            WindowCenter="40", WindowWidth="400")  # fmt: skip
         _set_pixels(ds, np.clip(np.rint(hu + 1024.0), 0, 4095).astype(np.uint16), bits_stored=12)
         out.objects.append(Generated(ds, series))
     return out
@@ -217,28 +221,23 @@ def _image_dataset(
     ctx: PatientContext, series: Series, sop_class: str, uid: str, grid: ImageGrid, z: float, acquired: str
 ) -> Dataset:
     ds = base_dataset(ctx, series, sop_class, uid, series.date, series.time)
-    ds.ContentDate = series.date
-    ds.ContentTime = series.time
-    ds.AcquisitionDate = series.date
-    ds.AcquisitionTime = acquired
-    if series.body_part:
-        ds.BodyPartExamined = series.body_part
-    ds.Laterality = ""
-    ds.PatientOrientation = ["L", "P"]
-    ds.SliceThickness = ds_text(grid.thickness_mm, 3)
-    ds.ImagePositionPatient = [ds_text(grid.xs[0], 4), ds_text(grid.ys[0], 4), ds_text(z, 2)]
-    ds.ImageOrientationPatient = AXIAL
-    ds.SliceLocation = ds_text(z, 2)
-    ds.PixelSpacing = ds_list((grid.pixel_mm, grid.pixel_mm), 4)
-    return ds
+    return put(
+        ds,
+        ContentDate=series.date,
+        ContentTime=series.time,
+        AcquisitionDate=series.date,
+        AcquisitionTime=acquired,
+        PatientOrientation=["L", "P"],
+        SliceThickness=ds_text(grid.thickness_mm, 3),
+        ImagePositionPatient=[ds_text(grid.xs[0], 4), ds_text(grid.ys[0], 4), ds_text(z, 2)],
+        ImageOrientationPatient=AXIAL,
+        SliceLocation=ds_text(z, 2),
+        PixelSpacing=ds_list((grid.pixel_mm, grid.pixel_mm), 4),
+    )
 
 
 def _set_pixels(ds: Dataset, pixels: NDArray[np.uint16], bits_stored: int) -> None:
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.astype("<u2").tobytes()
+    rows, columns = pixels.shape
+    put(ds, SamplesPerPixel=1, PhotometricInterpretation="MONOCHROME2", Rows=rows, Columns=columns,
+        BitsAllocated=16, BitsStored=bits_stored, HighBit=bits_stored - 1, PixelRepresentation=0)  # fmt: skip
+    ds.add_new(0x7FE00010, "OW", pixels.astype("<u2").tobytes())

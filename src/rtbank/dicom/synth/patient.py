@@ -96,14 +96,14 @@ def _unregistered_series(out: PatientArchive, anatomy: Anatomy, story: PatientSc
     day = course.ct_day - dt.timedelta(days=rng.randrange(20, 200))
     low, high = scan_range(course.site, anatomy, course.spine_level_mm * anatomy.height_scale)
     pose = Pose.random(rng, rng.uniform(-200, 200) - 0.5 * (low + high), 3.0)
-    thickness = 4.0 if not ctx.full_size else 2.0
-    count = min(60, max(30, int((high - low) / thickness)))
-    top = round((0.5 * (low + high) + pose.translation[2] + 0.5 * (count - 1) * thickness) * 2) / 2
-    grid = ImageGrid.axial(min(course.site.fov_mm, 420), 512 if ctx.full_size else 128, top, count, thickness)
+    thickness, most = (2.0, 150) if ctx.full_size else (5.0, 40)
+    grid = ImageGrid.around(min(course.site.fov_mm, 420), 512 if ctx.full_size else 128,
+                            0.5 * (low + high) + pose.translation[2], high - low, thickness, most)  # fmt: skip
     for_uid = ctx.uid("frame", "diagnostic")
     if course.site.key == "pelvis":
         study = ctx.new_study("diagnostic-mr", day, "MR pelvis")
         series = ctx.new_series(study, "MR", "T2 tra", inst.mr_scanner, for_uid, preferred_number=5)
+        series.body_part = course.site.body_part
         image = mr_series(ctx, series, anatomy, pose, grid, 1.5, weighting="T2")
     else:
         study = ctx.new_study("diagnostic-ct", day, f"CT {course.site.description} with contrast")
@@ -124,15 +124,14 @@ def _qa_phantom(out: PatientArchive, course: CourseScenario, main: Plan) -> None
     study = ctx.new_study("qa-phantom", day, "Patient QA phantom")
     phantom = qa_phantom()
     pose = Pose(translation=(0.0, round(rng.uniform(-5, 5), 1), round(rng.uniform(-200, 200) * 2) / 2))
-    thickness, count = (2.0, 150) if ctx.full_size else (4.0, 75)
-    top = pose.translation[2] + 0.5 * (count - 1) * thickness
-    grid = ImageGrid.axial(400, 512 if ctx.full_size else 128, top, count, thickness)
+    thickness, most = (2.0, 150) if ctx.full_size else (4.0, 50)
+    grid = ImageGrid.around(400, 512 if ctx.full_size else 128, pose.translation[2], 300.0, thickness, most)
     for_uid = ctx.uid("frame", "qa-phantom")
     ct = ct_series(ctx, ctx.new_series(study, "CT", "QA phantom", inst.ct_scanner, for_uid, preferred_number=2),
                    phantom, pose, grid, day)  # fmt: skip
     out.add_images(ct)
     rois = phantom_rois(phantom, inst.roi_style, rng)
-    ss_series = ctx.new_series(study, "RTSTRUCT", "QA phantom", inst.tps, preferred_number=3)
+    ss_series = ctx.new_series(study, "RTSTRUCT", "QA phantom", inst.tps, for_uid, preferred_number=3)
     ss = structure_set(ctx, ss_series, ct, rois, "QA_Phantom", study.date, clock_time(rng, 8, 16))
     out.add_structure_set(ss)
     iso = pose.translation

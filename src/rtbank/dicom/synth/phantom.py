@@ -7,6 +7,7 @@ reference, and the relative pose of two sessions is exactly what a spatial regis
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass, replace
@@ -83,6 +84,15 @@ class Pose:
         return (float(p[0]), float(p[1]), float(p[2]))
 
 
+@functools.lru_cache(maxsize=4096)
+def _frame_bounds(pose: Pose, bounds: tuple[float, ...]) -> tuple[float, ...]:
+    """The frame-axis box ``(x0, x1, y0, y1, z0, z1)`` enclosing an anatomy-frame box, mm."""
+    corners = np.array([[x, y, z] for x in bounds[0:2] for y in bounds[2:4] for z in bounds[4:6]])
+    moved = corners @ np.array(pose.rotation).T + np.array(pose.translation)
+    low, high = moved.min(axis=0), moved.max(axis=0)
+    return (float(low[0]), float(high[0]), float(low[1]), float(high[1]), float(low[2]), float(high[2]))
+
+
 def registration_matrix(moving: Pose, fixed: Pose) -> FloatArray:
     """The rigid matrix that maps coordinates of the ``moving`` frame into the ``fixed`` frame
     (what a Spatial Registration stores for the moving frame of reference)."""
@@ -122,10 +132,16 @@ class Anatomy:
         gx, gy = np.meshgrid(xs, ys)
         ax, ay, az = pose.to_anatomy(gx, gy, np.full_like(gx, z))
         for organ in self.organs:
-            low, high = organ.shape.z_range
-            if az.max() < low or az.min() > high:
+            x0, x1, y0, y1, z0, z1 = _frame_bounds(pose, organ.shape.bounds())
+            if not z0 <= z <= z1:
                 continue
-            image[organ.shape.contains(ax, ay, az)] = organ.value(contrast)
+            i0, i1 = np.searchsorted(xs, [x0, x1])
+            j0, j1 = np.searchsorted(ys, [y0, y1])
+            if i1 <= i0 or j1 <= j0:
+                continue
+            window = image[j0:j1, i0:i1]
+            inside = organ.shape.contains(ax[j0:j1, i0:i1], ay[j0:j1, i0:i1], az[j0:j1, i0:i1])
+            window[inside] = organ.value(contrast)
         return image
 
     def _paint_axial(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pydicom.dataset import Dataset
 
 from rtbank.dicom import sop
-from rtbank.dicom.synth.common import base_dataset, ds_list, ds_text, item, reference, sequence, set_ds
+from rtbank.dicom.synth.common import base_dataset, ds_list, ds_text, item, reference, sequence
 from rtbank.dicom.synth.context import Generated, PatientContext, Series
 from rtbank.dicom.synth.shapes import Shape
 
@@ -185,8 +185,8 @@ def _beam(spec: PlanSpec, beam: Beam) -> Dataset:
     devices = [
         item(RTBeamLimitingDeviceType="ASYMX", NumberOfLeafJawPairs=1),
         item(RTBeamLimitingDeviceType="ASYMY", NumberOfLeafJawPairs=1),
-        set_ds(item(RTBeamLimitingDeviceType="MLCX", NumberOfLeafJawPairs=spec.mlc.pairs),
-               "LeafPositionBoundaries", ds_list(spec.mlc.boundaries, 1)),
+        item(RTBeamLimitingDeviceType="MLCX", NumberOfLeafJawPairs=spec.mlc.pairs,
+             LeafPositionBoundaries=ds_list(spec.mlc.boundaries, 1)),
     ]  # fmt: skip
     cps = [_control_point(spec, beam, k, cp) for k, cp in enumerate(beam.control_points)]
     return item(
@@ -241,7 +241,7 @@ def item_positions(cp: ControlPoint) -> list[Dataset]:
     return [
         item(RTBeamLimitingDeviceType="ASYMX", LeafJawPositions=ds_list(cp.jaws_x, 1)),
         item(RTBeamLimitingDeviceType="ASYMY", LeafJawPositions=ds_list(cp.jaws_y, 1)),
-        set_ds(item(RTBeamLimitingDeviceType="MLCX"), "LeafJawPositions", ds_list(cp.leaves, 1)),
+        item(RTBeamLimitingDeviceType="MLCX", LeafJawPositions=ds_list(cp.leaves, 1)),
     ]
 
 

@@ -163,7 +163,7 @@ def _course(
         with_mr=rng.random() < MR_CHANCE[site.key] or (forced and number == 1 and ctx.index == 0),
         with_second_mr=rng.random() < 0.5,
         with_petct=rng.random() < PET_CHANCE[site.key] or (forced and number == 1 and ctx.index == 1),
-        with_4d_average=site.key == "thorax" and (rng.random() < 0.5 or forced),
+        with_4d_average=site.key == "thorax" and (rng.random() < 0.3 or forced),
         spine_level_mm=rng.uniform(-540, -360),
         quirks=frozenset(q for q in quirks if q in COURSE_QUIRKS),
     )

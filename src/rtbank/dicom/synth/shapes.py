@@ -63,6 +63,8 @@ class Shape(Protocol):
 
     def moved(self, dx: float, dy: float, dz: float) -> Shape: ...
 
+    def bounds(self) -> tuple[float, float, float, float, float, float]: ...
+
 
 @dataclass(frozen=True)
 class Ellipsoid:
@@ -106,6 +108,10 @@ class Ellipsoid:
 
     def moved(self, dx: float, dy: float, dz: float) -> Ellipsoid:
         return Ellipsoid(self.cx + dx, self.cy + dy, self.cz + dz, self.a, self.b, self.c)
+
+    def bounds(self) -> tuple[float, float, float, float, float, float]:
+        """``(x_min, x_max, y_min, y_max, z_min, z_max)``, mm."""
+        return (self.cx - self.a, self.cx + self.a, self.cy - self.b, self.cy + self.b, *self.z_range)
 
     def _radius(self, x: FloatArray, y: FloatArray, z: FloatArray) -> FloatArray:
         return np.sqrt(
@@ -194,6 +200,16 @@ class Tube:
             tuple(s.cy for s in sections if s),
             tuple(s.a for s in sections if s),
             tuple(s.b for s in sections if s),
+        )
+
+    def bounds(self) -> tuple[float, float, float, float, float, float]:
+        """``(x_min, x_max, y_min, y_max, z_min, z_max)``, mm (sections are extreme at the knots)."""
+        return (
+            min(c - a for c, a in zip(self.cx, self.a, strict=True)),
+            max(c + a for c, a in zip(self.cx, self.a, strict=True)),
+            min(c - b for c, b in zip(self.cy, self.b, strict=True)),
+            max(c + b for c, b in zip(self.cy, self.b, strict=True)),
+            *self.z_range,
         )
 
     def _radial(

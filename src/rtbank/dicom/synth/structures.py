@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 
 from rtbank.dicom import sop
-from rtbank.dicom.synth.common import base_dataset, ds_text, item, reference, sequence, set_ds
+from rtbank.dicom.synth.common import base_dataset, ds_text, item, reference, sequence
 from rtbank.dicom.synth.context import Generated, PatientContext, Series
 from rtbank.dicom.synth.images import ImageSeries
 from rtbank.dicom.synth.naming import roi_name, standard_roi_name
@@ -177,12 +177,12 @@ def _contour(number: int, section: Ellipse, tx: float, ty: float, z: float, imag
     polygon = section.polygon(points)
     z_text = ds_text(z, 2)
     data: list[str] = []
-    for x, y in polygon:
-        data += [ds_text(x + tx, 2), ds_text(y + ty, 2), z_text]
-    contour = item(
+    for x, y in (polygon + (tx, ty)).tolist():
+        data += [f"{x:.2f}", f"{y:.2f}", z_text]
+    return item(
         ContourImageSequence=sequence([reference(image.sop_class_uid, image.slice_uid_at(z))]),
         ContourGeometricType="CLOSED_PLANAR",
         NumberOfContourPoints=points,
         ContourNumber=number,
+        ContourData=data,
     )
-    return set_ds(contour, "ContourData", data)
