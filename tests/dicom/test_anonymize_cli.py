@@ -99,3 +99,16 @@ def test_it_rejects_an_unknown_option_with_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "unknown option 'retain-everything'" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_it_never_reads_its_own_output_when_the_output_folder_is_inside_an_input_folder(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for path in CT:
+        (inputs / path.name).write_bytes(path.read_bytes())
+    out = inputs / "anonymised"
+    first = rtbank(inputs, "--out", out)
+    second = rtbank(inputs, "--out", out)
+    assert first.returncode == second.returncode == 0, second.stderr
+    assert len(list((out / "copy-1").iterdir())) == 2
+    assert "key: reused" in second.stdout and second.stdout.count("ok ") == 2

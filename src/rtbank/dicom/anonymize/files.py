@@ -121,7 +121,9 @@ def anonymize_files(
     anonymizers = {c: Anonymizer(profile, key, c, (pseudonyms or {}).get(c), prefix=prefix) for c in copy_ids}
     written: dict[Path, tuple[Path, str]] = {}  # output -> (source, sha256 of what was written)
     results = []
-    for source in _dicom_candidates(paths):
+    # Listed before writing, and never from inside the output folder (OUT may sit inside an input folder).
+    sources = [p for p in _dicom_candidates(paths) if not p.resolve().is_relative_to(out.resolve())]
+    for source in sources:
         result = _anonymize_one(source, out, anonymizers, written)
         results.append(result)
         if on_result is not None:
