@@ -90,7 +90,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = HOME / "static"
+STATIC_ROOT = None  # no collectstatic step: WhiteNoise serves the app folders (WHITENOISE_USE_FINDERS)
 # Served by WhiteNoise from the app folders: no collectstatic step before `rtbank up`.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
