@@ -88,8 +88,10 @@ def test_it_neutralises_spreadsheet_formulas_in_the_pseudonym_csv(tmp_path):
 
 def test_it_reads_exports_without_a_part_10_header(tmp_path):
     monaco = DATA / "pyplanscoring/monaco_3dcrt_3plans"
-    done = rtbank(monaco, "--out", tmp_path / "out", "--option", "retain-longitudinal-modified-dates")
+    options = ("retain-longitudinal-modified-dates", "clean-descriptors")
+    done = rtbank(monaco, "--out", tmp_path / "out", "--option", *options)
     assert done.returncode == 0, done.stderr
+    assert "options: clean-descriptors, retain-longitudinal-modified-dates" in done.stdout
     outputs = list((tmp_path / "out" / "copy-1").iterdir())
     assert len(outputs) == 3 and all(p.read_bytes()[128:132] == b"DICM" for p in outputs)
 

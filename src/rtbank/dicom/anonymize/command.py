@@ -35,10 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--option",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="NAME",
-        help="PS3.15 option, repeatable: " + ", ".join(o.cli_name for o in Option),
+        help="PS3.15 options (paths first, or repeat --option): " + ", ".join(o.cli_name for o in Option),
     )
     parser.add_argument(
         "--key-file",
