@@ -114,3 +114,16 @@ def test_it_never_reads_its_own_output_when_the_output_folder_is_inside_an_input
     assert first.returncode == second.returncode == 0, second.stderr
     assert len(list((out / "copy-1").iterdir())) == 2
     assert "key: reused" in second.stdout and second.stdout.count("ok ") == 2
+
+
+def test_it_skips_non_dicom_files_in_folders_but_fails_on_named_ones(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "ct.dcm").write_bytes(CT[0].read_bytes())
+    (inputs / "manifest.json").write_text('{"files": []}')
+    done = rtbank(inputs, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^skipped +\S*manifest\.json: not a DICOM object", done.stdout, re.M)
+    assert "1 of 1 DICOM file(s) anonymised" in done.stdout
+    named = rtbank(inputs / "manifest.json", "--out", tmp_path / "out2")
+    assert named.returncode == 1 and named.stderr.startswith("unreadable ")

@@ -15,6 +15,7 @@ from pathlib import Path
 from rtbank.dicom.anonymize.files import (
     KEY_FILE_NAME,
     FileResult,
+    Status,
     anonymize_files,
     read_key,
     read_pseudonyms,
@@ -88,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
         on_result=_show,
     )
     written = sum(1 for r in report.results if r.ok)
+    considered = sum(1 for r in report.results if r.status is not Status.SKIPPED)
     options = ", ".join(sorted(o.cli_name for o in profile.options)) or "none"
     print(
-        f"{written} of {len(report.results)} file(s) anonymised into {len(copy_ids)} cop"
+        f"{written} of {considered} DICOM file(s) anonymised into {len(copy_ids)} cop"
         f"{'y' if len(copy_ids) == 1 else 'ies'} under {args.out} "
         f"(PS3.15-{action_table().edition} Basic Profile, options: {options})"
     )
@@ -129,5 +131,7 @@ def _show(result: FileResult) -> None:
     if result.ok:
         names = ", ".join(f"{p.parent.name}/{p.name}" for p in result.outputs)
         print(f"ok          {result.source} -> {names}")
+    elif not result.failed:
+        print(f"{result.status.value:<11} {result.source}: {result.message}")
     else:
         print(f"{result.status.value:<11} {result.source}: {result.message}", file=sys.stderr)

@@ -44,9 +44,14 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "%")
 
 class Status(StrEnum):
     WRITTEN = "written"
+    SKIPPED = "skipped"  # found in a folder and not DICOM at all (a manifest, a README): not a failure
     REFUSED = "refused"  # the engine will not anonymise it (AnonymizationRefused)
-    UNREADABLE = "unreadable"  # not a DICOM object, or not readable
+    UNREADABLE = "unreadable"  # named but not DICOM, or a DICOM object that cannot be read or re-encoded
     CONFLICT = "conflict"  # another input with the same SOP Instance UID and different content
+
+
+class NotDicom(InvalidDicomError):
+    """A file that is no DICOM object at all (no preamble, no SOP Class/Instance UID)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ class FileResult:
     @property
     def ok(self) -> bool:
         return self.status is Status.WRITTEN
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in (Status.WRITTEN, Status.SKIPPED)
 
 
 @dataclass
@@ -83,7 +92,7 @@ class Report:
 
     @property
     def failures(self) -> list[FileResult]:
-        return [r for r in self.results if not r.ok]
+        return [r for r in self.results if r.failed]
 
     @property
     def ok(self) -> bool:
@@ -122,9 +131,11 @@ def anonymize_files(
     written: dict[Path, tuple[Path, str]] = {}  # output -> (source, sha256 of what was written)
     results = []
     # Listed before writing, and never from inside the output folder (OUT may sit inside an input folder).
-    sources = [p for p in _dicom_candidates(paths) if not p.resolve().is_relative_to(out.resolve())]
-    for source in sources:
-        result = _anonymize_one(source, out, anonymizers, written)
+    sources = [
+        (p, named) for p, named in _dicom_candidates(paths) if not p.resolve().is_relative_to(out.resolve())
+    ]
+    for source, named in sources:
+        result = _anonymize_one(source, named, out, anonymizers, written)
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -143,12 +154,18 @@ def anonymize_files(
 
 
 def _anonymize_one(
-    source: Path, out: Path, anonymizers: Mapping[str, Anonymizer], written: dict[Path, tuple[Path, str]]
+    source: Path,
+    named: bool,
+    out: Path,
+    anonymizers: Mapping[str, Anonymizer],
+    written: dict[Path, tuple[Path, str]],
 ) -> FileResult:
     try:
         ds = read_dicom(source)
-    except (OSError, InvalidDicomError, ValueError) as exc:
-        return FileResult(source, Status.UNREADABLE, message=str(exc))
+    except NotDicom as exc:
+        return FileResult(source, Status.UNREADABLE if named else Status.SKIPPED, message=str(exc))
+    except Exception as exc:  # bad input is reported, never a crash: pydicom raises many kinds
+        return FileResult(source, Status.UNREADABLE, message=f"cannot read it: {type(exc).__name__}: {exc}")
     outputs = []
     try:
         for copy_id, anonymizer in anonymizers.items():
@@ -169,8 +186,16 @@ def _anonymize_one(
             outputs.append(target)
     except AnonymizationRefused as exc:
         return FileResult(source, Status.REFUSED, message=str(exc))
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # malformed values pydicom cannot encode
-        return FileResult(source, Status.UNREADABLE, message=f"cannot re-encode this object: {exc}")
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        OverflowError,
+    ) as exc:  # values pydicom cannot encode
+        return FileResult(
+            source, Status.UNREADABLE, message=f"cannot re-encode it: {type(exc).__name__}: {exc}"
+        )
     return FileResult(source, Status.WRITTEN, tuple(outputs))
 
 
@@ -178,7 +203,9 @@ def read_dicom(path: Path) -> Dataset:
     """Read with ``force=True`` (exports without a Part-10 header exist) but insist on a SOP instance."""
     ds = pydicom.dcmread(path, force=True)
     if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
-        raise InvalidDicomError("not a DICOM object (no SOP Class/Instance UID)")
+        if ds.preamble is not None:
+            raise InvalidDicomError("a DICOM file without SOP Class/Instance UID")
+        raise NotDicom("not a DICOM object (no SOP Class/Instance UID)")
     return ds
 
 
@@ -207,8 +234,8 @@ def _write_atomically(target: Path, data: bytes) -> None:
         raise
 
 
-def _dicom_candidates(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files given, and the files under folders given (sorted; hidden files and folders skipped)."""
+def _dicom_candidates(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
+    """(file, named by the caller): files given, and files under folders given (sorted, hidden skipped)."""
     for given in paths:
         path = Path(given)
         if path.is_dir():
@@ -216,9 +243,9 @@ def _dicom_candidates(paths: Iterable[str | Path]) -> Iterator[Path]:
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
                     if not name.startswith("."):
-                        yield Path(root) / name
+                        yield Path(root) / name, False
         else:
-            yield path
+            yield path, True
 
 
 # -- keys and CSVs ----------------------------------------------------------------------------------
