@@ -271,3 +271,23 @@ def test_a_profile_refuses_contradicting_options():
     with pytest.raises(ValueError, match="needs a whitelist"):
         Profile({Option.RETAIN_SAFE_PRIVATE})
     assert Option.parse("retain-patient-characteristics") is Option.RETAIN_PATIENT_CHARACTERISTICS
+
+
+def test_the_data_files_name_only_known_attributes_and_actions():
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    table = json.loads(TABLE_FILE.read_text())
+    for row in table["rows"]:
+        assert row["basic"] in {"D", "Z", "X", "U", "X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"}, row
+        assert set(row["options"]) <= set(table["option_columns"])
+        assert set(row["options"].values()) <= {"K", "C"}
+    retain = json.loads(RETAIN_FILE.read_text())
+    for module, entries in retain["modules"].items():
+        for path, attribute_type in entries.items():
+            *parents, keyword = path.split(">")
+            assert tag_for_keyword(keyword) is not None, (module, path)
+            assert all(dictionary_VR(tag_for_keyword(p)) == "SQ" for p in parents), (module, path)
+            assert attribute_type in {"1", "1C", "2", "2C", "3"}, (module, path)
+    for uid, entry in retain["sop_classes"].items():
+        assert set(entry["retained_modules"]) <= set(retain["modules"]), uid
+        assert not set(entry["retained_modules"]) & set(retain["identity_modules"]), uid
