@@ -14,7 +14,7 @@ Typical use::
 
 from rtbank.dicom.anonymize.engine import Anonymizer
 from rtbank.dicom.anonymize.errors import AnonymizationRefused
-from rtbank.dicom.anonymize.files import FileResult, Report, Status, anonymize_files, read_dicom
+from rtbank.dicom.anonymize.files import CopyResult, FileResult, Report, Status, anonymize_files, read_dicom
 from rtbank.dicom.anonymize.keyed import KeyedPseudonyms, UidMap, is_well_known_uid, new_key
 from rtbank.dicom.anonymize.profile import Option, Profile, SafePrivateTag
 from rtbank.dicom.anonymize.tables import action_table, retain_list, supported_sop_classes
@@ -22,6 +22,7 @@ from rtbank.dicom.anonymize.tables import action_table, retain_list, supported_s
 __all__ = [
     "AnonymizationRefused",
     "Anonymizer",
+    "CopyResult",
     "FileResult",
     "KeyedPseudonyms",
     "Option",
