@@ -138,6 +138,8 @@ def test_it_uses_given_pseudonyms_and_refuses_patients_missing_from_them():
     assert out.PatientID == "SUBJECT-007" and str(out.PatientName) == "SUBJECT-007"
     with pytest.raises(AnonymizationRefused, match="no entry for this object's Patient ID"):
         anonymise(ds, patient_pseudonym={"someone else": "SUBJECT-008"})
+    with pytest.raises(AnonymizationRefused, match="no entry"):
+        anonymise(ds, patient_pseudonym={})  # an empty list given is not "no list"
 
 
 def test_it_shifts_every_date_of_a_copy_by_the_same_number_of_days():

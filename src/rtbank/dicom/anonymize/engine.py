@@ -115,7 +115,9 @@ class Anonymizer:
         self.copy_id = str(copy_id)
         self._key = check_key(key)
         self._uids = UidMap(key, self.copy_id)
-        self._pseudonyms = patient_pseudonym or KeyedPseudonyms(key, self.copy_id, prefix)
+        self._pseudonyms = (
+            patient_pseudonym if patient_pseudonym is not None else KeyedPseudonyms(key, self.copy_id, prefix)
+        )
         self._patients: dict[str, str] = {}
         self._actions: ResolvedActions = action_table().actions_for(profile.options)
         self._safe_private = {(t.creator.strip(), t.group, t.offset) for t in profile.safe_private}
