@@ -10,9 +10,10 @@ Conventions
 * Each plane stands for a **slab**. Between two planes of the ROI that are neighbours the boundary is
   midway. At the ROI's first and last plane, and beside a gap in the ROI, the slab ends half a slice
   spacing beyond the plane (**half-slice end caps**), the spacing being the distance to the next plane
-  of the structure set in that direction (the CT slice the ROI was not drawn on) or, failing that, the
-  ROI's own typical spacing. Two planes of a ROI are neighbours when no other plane of the structure
-  set lies between them, or when they are at most 1.5 × the ROI's median spacing apart.
+  of the structure set in that direction (the CT slice the ROI was not drawn on) or, at the edge of the
+  structure set, to the nearest plane on the other side — never more than the ROI's own median
+  spacing. Two planes of a ROI are neighbours when no other plane of the structure set lies between
+  them, or when they are at most 1.5 × the ROI's median spacing apart.
 * Real-world files are read defensively: empty ROIs, ``POINT`` markers, duplicate consecutive points,
   contours with fewer than three distinct points and open contours are kept out of the volume and
   counted in :attr:`Roi.notes`.
@@ -313,7 +314,7 @@ def _read_contour(
         notes.append("non-axial contour skipped")
         return
     xy = _clean(xyz[:, :2])
-    if len(xy) < 3 or abs(polygon_area(xy)) == 0.0:
+    if len(xy) < 3:
         notes.append("contour with fewer than 3 distinct points skipped")
         return
     by_plane.append((float(xyz[:, 2].mean()), xy))
@@ -394,14 +395,15 @@ def _side(
     beyond = (
         grid[grid > here + PLANE_TOLERANCE_MM] if direction > 0 else grid[grid < here - PLANE_TOLERANCE_MM]
     )
-    if len(beyond):
-        step = abs((beyond[0] if direction > 0 else beyond[-1]) - here)
+    if len(beyond):  # the next slice the ROI was not drawn on
+        step: float | None = float(abs((beyond[0] if direction > 0 else beyond[-1]) - here))
+    else:  # the edge of the structure set: the local slice spacing on the other side
+        others = grid[np.abs(grid - here) > PLANE_TOLERANCE_MM]
+        step = float(np.min(np.abs(others - here))) if len(others) else None
+    if step is not None:
         return min(step, typical) / 2 if typical is not None else step / 2
     if typical is not None:
         return typical / 2
-    nearest = grid[np.abs(grid - here) > PLANE_TOLERANCE_MM]
-    if len(nearest):
-        return float(np.min(np.abs(nearest - here))) / 2
     if default is not None:
         return default / 2
     raise ValueError(f"ROI {name!r} has a single plane and the structure set gives no slice spacing")

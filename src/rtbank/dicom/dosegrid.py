@@ -366,6 +366,26 @@ def planned_fractions(plan: Dataset, fraction_group: int | None = None) -> int:
     raise ValueError(f"RTPLAN {plan.get('SOPInstanceUID', '?')} states no Number of Fractions Planned")
 
 
+def fraction_dose_looks_total(grid: DoseGrid, plan: Dataset) -> bool:
+    """Whether a dose labelled per fraction holds more than 5× what the plan's beams give per fraction.
+
+    Some exports label a whole-treatment dose ``FRACTION``; scaling it by the number of fractions would
+    multiply it twice. The plan's Beam Dose values (Gy per fraction at each beam's dose point) give the
+    order of magnitude of one fraction; a per-fraction maximum five times their sum is suspect.
+    """
+    if grid.summation_type not in PER_FRACTION_SUMMATIONS:
+        return False
+    groups = list(plan.get("FractionGroupSequence", []))
+    if grid.referenced_fraction_group is not None:
+        groups = [
+            g for g in groups if g.get("FractionGroupNumber") == grid.referenced_fraction_group
+        ] or groups
+    beam_dose = sum(
+        float(b.get("BeamDose") or 0) for b in (groups[0].get("ReferencedBeamSequence", []) if groups else [])
+    )
+    return beam_dose > 0 and grid.max_gy > 5 * beam_dose
+
+
 def to_total_dose(grid: DoseGrid, fractions: int | None) -> DoseGrid:
     """Scale a per-fraction dose to the whole treatment; other doses are returned unchanged.
 

@@ -17,6 +17,9 @@ Flags a result can carry (codes, stable for scripts and the database):
     a single-plane ROI in a structure set without slice spacing: the dose grid's z spacing was used.
 ``per_fraction_dose``
     the dose is for one fraction (the number of fractions was not known).
+``per_fraction_dose_suspect`` (added by ``rtbank dvh``)
+    a dose labelled per fraction holds more than 5× the plan's Beam Dose per fraction: the file may
+    hold the whole treatment, and scaling it by the fractions would count them twice.
 ``undefined:<metric>``
     that metric has no value: e.g. ``D0.03cc`` of a ROI smaller than 0.03 cm³, or an ``EQD2:`` metric
     without α/β for the ROI.

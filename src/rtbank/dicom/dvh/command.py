@@ -27,12 +27,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from rtbank.dicom.contours import Roi, StructureSet
-from rtbank.dicom.dosegrid import (
-    PER_FRACTION_SUMMATIONS,
-    DoseGrid,
-    combine_plan_doses,
-    planned_fractions,
-)
+from rtbank.dicom.dosegrid import DoseGrid, combine_plan_doses, fraction_dose_looks_total, planned_fractions
 from rtbank.dicom.dvh.calculate import check_frame_of_reference, dvh_for_roi, report
 from rtbank.dicom.dvh.metrics import DEFAULT_METRIC_NAMES, MetricSpec, Quantity, parse_metrics, roi_pattern
 
@@ -206,18 +201,9 @@ def _select(structure_set: StructureSet, names: Sequence[str] | None) -> list[Ro
 
 def _dose_flags(grids: Sequence[DoseGrid], plan: Dataset | None, fractions: int | None) -> list[str]:
     """A per-fraction dose whose values look like a whole treatment (a known export quirk)."""
-    per_fraction = [g for g in grids if g.summation_type in PER_FRACTION_SUMMATIONS]
-    if not per_fraction or plan is None or not fractions or fractions == 1:
+    if plan is None or not fractions or fractions == 1:
         return []
-    beam_dose = sum(
-        float(b.get("BeamDose") or 0)
-        for fg in plan.get("FractionGroupSequence", [])[:1]
-        for b in fg.get("ReferencedBeamSequence", [])
-    )
-    highest = max(g.max_gy for g in per_fraction)
-    if beam_dose > 0 and highest > 5 * beam_dose:
-        return ["per_fraction_dose_suspect"]
-    return []
+    return ["per_fraction_dose_suspect"] if any(fraction_dose_looks_total(g, plan) for g in grids) else []
 
 
 # --------------------------------------------------------------------- output

@@ -82,8 +82,8 @@ DEFAULT_METRIC_NAMES = ("Dmin", "Dmean", "Dmax", "D99%", "D95%", "D50%", "D5%", 
 
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 _PATTERN = re.compile(
-    rf"^(?:(?P<q>EQD2|BED)\s*:\s*)?(?:D(?P<stat>min|mean|max)|D(?P<dnum>{_NUMBER})\s*(?P<dunit>%|cc)"
-    rf"|V(?P<vnum>{_NUMBER})\s*Gy\s*\[\s*(?P<vunit>%|cc)\s*\])$",
+    rf"^(?:(?P<q>EQD2|BED)\s*:\s*)?(?:D(?P<stat>min|mean|max)|D\s*(?P<dnum>{_NUMBER})\s*(?P<dunit>%|cc)"
+    rf"|V\s*(?P<vnum>{_NUMBER})\s*Gy\s*\[\s*(?P<vunit>%|cc)\s*\])$",
     re.IGNORECASE,
 )
 _HELP = (

@@ -14,10 +14,14 @@ lattice points.
   volume is exact for the slab model; planes smaller than a cell get one sample at their centroid.
 * **Dose.** Trilinear, evaluated at the centroid of the covered part of each cell (exact along the
   row), at the centre of each sub-slab (midpoint rule in z).
-* **Resolution.** Chosen per ROI from its volume so that it gets about ``target_samples`` samples,
-  never coarser than the dose grid in plane nor finer than ``min_step_mm``.
-* **Coverage.** A sample where the dose grid defines no dose (beyond the outer half voxel) is counted
-  as uncovered volume and left out of the histogram.
+* **Resolution.** Chosen per ROI from its volume so that it gets about ``target_samples`` samples and
+  no step is finer than ``min_step_mm``. The in-plane step is the dose pixel spacing divided by a whole
+  number (small ROIs: the trilinear dose is then exactly bilinear between lattice points) or, for ROIs
+  so large that even the dose spacing gives far more samples, multiplied by one (whole body).
+* **Coverage.** Each slab is cut to the box where the dose grid defines a dose (nodes ± half a voxel):
+  its polygons are clipped to the box in plane (Sutherland–Hodgman, exact areas) and its z range to
+  the box's; what lies outside is uncovered volume, reported beside the contour volume and left out of
+  the histogram.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from rtbank.dicom.contours import Slab
+from rtbank.dicom.contours import ContourPlane, Slab, polygon_area
 from rtbank.dicom.dosegrid import DoseGrid
 
 DEFAULT_TARGET_SAMPLES = 100_000
@@ -109,24 +114,16 @@ def sample_slabs(slabs: Sequence[Slab], grid: DoseGrid, resolution: Resolution |
     if resolution is None:
         volume = sum(s.plane.area_mm2 * s.thickness_mm for s in slabs)
         resolution = choose_resolution(volume, grid)
-    doses, weights, spreads, notes, edges = [], [], [], [], []
-    uncovered = 0.0
-    for slab in slabs:
-        d, w, h, note = _sample_slab(slab, grid, resolution)
-        covered = ~np.isnan(d)
-        doses.append(d[covered])
-        weights.append(w[covered])
-        spreads.append(h[covered])
-        uncovered += float(w[~covered].sum())
-        if note:
-            notes.append(note)
-        if covered.any():
-            edges.append(_vertex_doses(slab, grid))
-    edge = np.concatenate(edges) if edges else np.zeros(0)
+    parts = [_sample_slab(slab, grid, resolution) for slab in slabs]
+    dose, weight, spread = (_join([getattr(p, k) for p in parts]) for k in ("dose", "weight", "spread"))
+    covered = ~np.isnan(dose)
+    uncovered = sum(p.uncovered_mm3 for p in parts) + float(weight[~covered].sum())
+    edge = _join([p.boundary for p in parts])
     edge = edge[~np.isnan(edge)]
     extremes = (float(edge.min()), float(edge.max())) if len(edge) else None
+    notes = tuple(p.note for p in parts if p.note)
     return DoseSamples(
-        _join(doses), _join(weights), _join(spreads), uncovered, resolution, tuple(notes), extremes
+        dose[covered], weight[covered], spread[covered], uncovered, resolution, notes, extremes
     )
 
 
@@ -134,51 +131,113 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _vertex_doses(slab: Slab, grid: DoseGrid) -> np.ndarray:
-    xy = np.concatenate(slab.plane.polygons)
-    points = np.concatenate(
-        [np.column_stack([xy, np.full(len(xy), z)]) for z in (slab.z_lo_mm, slab.z_hi_mm)]
-    )
-    return grid.dose_at(points)
-
-
 def _divide(spacing: float, step: float) -> float:
+    """The dose spacing divided, or for large ROIs multiplied, by a whole number, nearest ``step``."""
     if not math.isfinite(spacing) or spacing <= 0:
         return step
+    if step >= 2 * spacing:
+        return spacing * math.floor(step / spacing)
     return spacing / max(1, math.ceil(spacing / step - 1e-9))
 
 
-def _sample_slab(
-    slab: Slab, grid: DoseGrid, res: Resolution
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """Dose, volume (mm³) and dose spread of the samples of one slab, and a note on crossing contours."""
-    ox, oy = float(grid.x_mm[0]), float(grid.y_mm[0])
-    dx, dy = res.step_x_mm, res.step_y_mm
-    n_sub = max(1, math.ceil(slab.thickness_mm / res.sub_slab_mm - 1e-9))
-    sub = slab.thickness_mm / n_sub
-    faces = slab.z_lo_mm + np.arange(n_sub + 1) * sub
+class _SlabSamples(NamedTuple):
+    dose: np.ndarray
+    weight: np.ndarray
+    spread: np.ndarray
+    uncovered_mm3: float = 0.0
+    note: str = ""
+    boundary: np.ndarray = np.zeros(0)
+
+
+def _sample_slab(slab: Slab, grid: DoseGrid, res: Resolution) -> _SlabSamples:
+    """Samples of the part of one slab inside the dose grid, and the volume of the rest (mm³)."""
     exact = slab.plane.area_mm2
-    cells = row_coverage(slab.plane.polygons, ox, dx, oy, dy)
+    (x_low, x_high), (y_low, y_high), (z_low, z_high) = grid.bounds_mm
+    z0, z1 = max(slab.z_lo_mm, z_low), min(slab.z_hi_mm, z_high)
+    if z1 <= z0:  # the whole slab lies beyond the dose grid
+        return _SlabSamples(*_NONE, uncovered_mm3=exact * slab.thickness_mm)
+    polygons, area = _clip_plane(slab.plane, (x_low, x_high, y_low, y_high))
+    uncovered = max(exact * slab.thickness_mm - area * (z1 - z0), 0.0)
+    if not polygons:
+        return _SlabSamples(*_NONE, uncovered_mm3=uncovered)
+    n_sub = max(1, math.ceil((z1 - z0) / res.sub_slab_mm - 1e-9))
+    sub = (z1 - z0) / n_sub
+    faces = z0 + np.arange(n_sub + 1) * sub
+    xy = np.concatenate(polygons)
+    boundary = grid.dose_at(np.concatenate([np.column_stack([xy, np.full(len(xy), z)]) for z in (z0, z1)]))
+    ox, oy, dx, dy = float(grid.x_mm[0]), float(grid.y_mm[0]), res.step_x_mm, res.step_y_mm
+    cells = row_coverage(polygons, ox, dx, oy, dy)
     sampled = float(cells.fraction.sum()) * dx * dy
-    note = ""
-    if sampled <= 0.0:
-        if exact <= 0.0:
-            return np.zeros(0), np.zeros(0), np.zeros(0), ""
-        cx, cy = slab.plane.centroid_mm
-        xy = np.column_stack([np.full(n_sub + 1, cx), np.full(n_sub + 1, cy)])
-        at_faces = grid.dose_at(np.column_stack([xy, faces]))
+    if sampled <= 0.0:  # smaller than a cell: one sample per sub-slab at the centroid
+        if area <= 0.0:
+            return _SlabSamples(*_NONE, uncovered_mm3=uncovered)
+        cx, cy = ContourPlane(slab.plane.z_mm, tuple(polygons)).centroid_mm
+        at_faces = grid.dose_at(np.column_stack([np.full(n_sub + 1, cx), np.full(n_sub + 1, cy), faces]))
         dose = (at_faces[:-1] + at_faces[1:]) / 2
-        return dose, np.full(n_sub, exact * sub), np.abs(np.diff(at_faces)) / 2, ""
-    scale = exact / sampled
-    if exact / (dx * dy) >= _TRUSTED_CELLS and abs(scale - 1) > 0.1:
+        spread = np.abs(np.diff(at_faces)) / 2
+        return _SlabSamples(dose, np.full(n_sub, area * sub), spread, uncovered, "", boundary)
+    note, scale = "", area / sampled
+    if max(area, sampled) / (dx * dy) >= _TRUSTED_CELLS and (area <= 0 or abs(scale - 1) > 0.1):
         note = (
-            f"plane z={slab.plane.z_mm:g} mm: polygon area {exact:.1f} mm² differs from the even-odd "
+            f"plane z={slab.plane.z_mm:g} mm: polygon area {area:.1f} mm² differs from the even-odd "
             f"area {sampled:.1f} mm² (crossing contours?); the even-odd area is used"
         )
         scale = 1.0
     dose, spread = _dose_at_cells(cells, grid, ox, dx, oy, dy, faces)
     weight = np.tile(cells.fraction * (dx * dy * sub * scale), n_sub)
-    return dose.ravel(), weight, spread.ravel(), note
+    return _SlabSamples(dose.ravel(), weight, spread.ravel(), uncovered, note, boundary)
+
+
+_NONE = (np.zeros(0), np.zeros(0), np.zeros(0))
+
+
+def _clip_plane(
+    plane: ContourPlane, box: tuple[float, float, float, float]
+) -> tuple[list[np.ndarray], float]:
+    """The plane's polygons clipped to the dose grid's x-y extent, and the area inside (mm², even-odd).
+
+    Holes keep the nesting of the unclipped contours (a clipped hole's vertices may lie on the box).
+    """
+    x_low, x_high, y_low, y_high = box
+    everything_inside = all(
+        p[:, 0].min() >= x_low
+        and p[:, 0].max() <= x_high
+        and p[:, 1].min() >= y_low
+        and p[:, 1].max() <= y_high
+        for p in plane.polygons
+    )
+    if everything_inside:
+        return list(plane.polygons), plane.area_mm2
+    clipped, area = [], 0.0
+    for sign, polygon in zip(plane.nesting_signs, plane.polygons, strict=True):
+        part = polygon
+        for axis, limit, keep_above in (
+            (0, x_low, True),
+            (0, x_high, False),
+            (1, y_low, True),
+            (1, y_high, False),
+        ):
+            part = _clip_half_plane(part, axis, limit, keep_above)
+            if len(part) < 3:
+                break
+        if len(part) >= 3:
+            clipped.append(part)
+            area += sign * abs(polygon_area(part))
+    return clipped, max(area, 0.0)
+
+
+def _clip_half_plane(polygon: np.ndarray, axis: int, limit: float, keep_above: bool) -> np.ndarray:
+    """Sutherland–Hodgman: the part of a polygon on one side of ``p[axis] = limit``."""
+    start, end = polygon, np.roll(polygon, -1, axis=0)
+    inside_start = start[:, axis] >= limit if keep_above else start[:, axis] <= limit
+    inside_end = end[:, axis] >= limit if keep_above else end[:, axis] <= limit
+    crossing = inside_start != inside_end
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(crossing, (limit - start[:, axis]) / (end[:, axis] - start[:, axis]), 0.0)
+    meet = start + t[:, None] * (end - start)
+    meet[crossing, axis] = limit
+    keep = np.column_stack([inside_start, crossing])
+    return np.stack([start, meet], axis=1)[keep]
 
 
 @dataclass(frozen=True)
