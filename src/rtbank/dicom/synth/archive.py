@@ -17,8 +17,15 @@ from typing import Any
 from pydicom import dcmwrite
 
 from rtbank.dicom.synth.context import Generated
-from rtbank.dicom.synth.manifest import build_manifest, file_entry, patient_entry, read_manifest, write_manifest
-from rtbank.dicom.synth.naming import Institution, institutions as institution_list, safe_path_part
+from rtbank.dicom.synth.manifest import (
+    build_manifest,
+    file_entry,
+    patient_entry,
+    read_manifest,
+    write_manifest,
+)
+from rtbank.dicom.synth.naming import Institution, safe_path_part
+from rtbank.dicom.synth.naming import institutions as institution_list
 from rtbank.dicom.synth.patient import generate_patient
 
 MAX_PATIENTS = 100_000
@@ -77,7 +84,10 @@ def generate_archive(
     check_arguments(patients, seed, institutions)
     clinics = institution_list(institutions)
     _prepare(out)
-    jobs = [_Job(str(out), seed, i, clinics[i % institutions], patients, institutions, full_size) for i in range(patients)]
+    jobs = [
+        _Job(str(out), seed, i, clinics[i % institutions], patients, institutions, full_size)
+        for i in range(patients)
+    ]
     results = _run(jobs, workers, progress)
     entries = [entry for entry, _ in results]
     files = [f for _, patient_files in results for f in patient_files]
@@ -113,7 +123,9 @@ def _prepare(out: Path) -> None:
             folder.rmdir()
 
 
-def _run(jobs: list[_Job], workers: int | None, progress: Progress | None) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
+def _run(
+    jobs: list[_Job], workers: int | None, progress: Progress | None
+) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
     count = workers if workers is not None else (os.cpu_count() or 1)
     count = max(1, min(count, len(jobs)))
     results: list[tuple[dict[str, Any], list[dict[str, str]]]] = []
@@ -132,7 +144,9 @@ def _run(jobs: list[_Job], workers: int | None, progress: Progress | None) -> li
 
 
 def _write_patient(job: _Job) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    archive = generate_patient(job.seed, job.index, job.institution, job.patients, job.institution_count, job.full_size)
+    archive = generate_patient(
+        job.seed, job.index, job.institution, job.patients, job.institution_count, job.full_size
+    )
     out = Path(job.out)
     folders = StudyFolders(job.institution.code, archive.context.patient_id)
     files = []

@@ -17,7 +17,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from rtbank.dicom.synth.context import PatientContext, Series
 from rtbank.dicom.uids import uid_from
@@ -64,7 +64,9 @@ def put(ds: Dataset, **attributes: Any) -> Dataset:
 
 
 _BINARY_FORMATS = {"US": "<H", "UL": "<L", "SS": "<h", "SL": "<l"}
-_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"})
+_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"}
+)
 
 
 @functools.cache
@@ -75,7 +77,9 @@ def _tag_and_vr(keyword: str) -> tuple[BaseTag, str]:
     return Tag(number), dictionary_VR(number)
 
 
-def _raw_text(tag: BaseTag, vr: str, value: str | int | float | list[Any] | tuple[Any, ...]) -> RawDataElement:
+def _raw_text(
+    tag: BaseTag, vr: str, value: str | int | float | list[Any] | tuple[Any, ...]
+) -> RawDataElement:
     if isinstance(value, str):
         text = value
     elif isinstance(value, (list, tuple)):
@@ -186,9 +190,9 @@ def base_dataset(
 
 def file_meta(sop_class_uid: str, sop_instance_uid: str) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     return meta

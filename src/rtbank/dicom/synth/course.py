@@ -79,21 +79,36 @@ def _planning(out: PatientArchive, anatomy: Anatomy, course: CourseScenario) -> 
     imaged = anatomy.with_organs(lesions)
     low, high = scan_range(site, anatomy, level)
     centre = round(rng.uniform(-350, 150) * 2) / 2
-    pose = Pose(translation=(round(rng.uniform(-8, 8), 1), round(rng.uniform(-20, 20), 1), centre - 0.5 * (low + high)))
+    pose = Pose(
+        translation=(
+            round(rng.uniform(-8, 8), 1),
+            round(rng.uniform(-20, 20), 1),
+            centre - 0.5 * (low + high),
+        )
+    )
     grid = _planning_grid(ctx.full_size, site.fov_mm, low, high, pose, site.key, rng)
     ct_study = ctx.new_study("planning-ct", course.ct_day, f"CT RT {site.description}")
     for_uid = ctx.uid("frame", "planning", course.number)
-    series = ctx.new_series(ct_study, "CT", f"RT {site.description} {grid.thickness_mm:g}mm", inst.ct_scanner,
-                            for_uid, preferred_number=2)  # fmt: skip
+    series = ctx.new_series(
+        ct_study,
+        "CT",
+        f"RT {site.description} {grid.thickness_mm:g}mm",
+        inst.ct_scanner,
+        for_uid,
+        preferred_number=2,
+    )
     series.body_part = site.body_part
     drop = len(grid.zs) // 2 if "missing_slice" in course.quirks else None
     ct = ct_series(ctx, series, imaged, pose, grid, course.ct_day, drop_slice=drop)
     out.add_images(ct)
     if drop is not None:
         z = grid.zs[drop]
-        out.anomaly("missing_slice", ct.missing,
-                    f"slice {drop + 1} of {len(grid.zs)} (z = {ds_text(z)} mm) of CT series {series.uid} is not in the "
-                    "archive; the structure set and registrations still reference it")  # fmt: skip
+        out.anomaly(
+            "missing_slice",
+            ct.missing,
+            f"slice {drop + 1} of {len(grid.zs)} (z = {ds_text(z)} mm) of CT series {series.uid} is not in "
+            "the archive; the structure set and registrations still reference it",
+        )
     if course.with_4d_average:
         average = ctx.new_series(ct_study, "CT", "Ave-IP 4DCT", inst.ct_scanner, for_uid)
         average.body_part = site.body_part
@@ -101,9 +116,18 @@ def _planning(out: PatientArchive, anatomy: Anatomy, course: CourseScenario) -> 
     rt_study = ct_study if inst.rt_in_ct_study else ctx.new_study("radiotherapy", course.plan_day, "RT Plan")
     rois = course_rois(site, anatomy, course_targets, inst.roi_style, course.prescription.fractions, rng)
     ss_day = course.ct_day + dt.timedelta(days=1)
-    ss_series = ctx.new_series(rt_study, "RTSTRUCT", "Structure set", inst.tps, for_uid, ss_day, preferred_number=3)
-    ss = structure_set(ctx, ss_series, ct, rois, f"{SITE_LABELS[site.key]}{course.number}", dicom_date(ss_day),
-                       clock_time(rng, 8, 16))  # fmt: skip
+    ss_series = ctx.new_series(
+        rt_study, "RTSTRUCT", "Structure set", inst.tps, for_uid, ss_day, preferred_number=3
+    )
+    ss = structure_set(
+        ctx,
+        ss_series,
+        ct,
+        rois,
+        f"{SITE_LABELS[site.key]}{course.number}",
+        dicom_date(ss_day),
+        clock_time(rng, 8, 16),
+    )
     out.add_structure_set(ss)
     return Planning(ct, pose, course_targets, ss, rt_study, imaged)
 
@@ -123,8 +147,15 @@ def _planning_grid(
     return ImageGrid.axial(fov_mm, 512 if full_size else 128, top, count, thickness)
 
 
-def _plan_spec(planning: Planning, course: CourseScenario, label: str, levels: list[tuple[int, float]],
-               fractions: int, ptv_shapes: list[Shape], approved: bool = True) -> PlanSpec:  # fmt: skip
+def _plan_spec(
+    planning: Planning,
+    course: CourseScenario,
+    label: str,
+    levels: list[tuple[int, float]],
+    fractions: int,
+    ptv_shapes: list[Shape],
+    approved: bool = True,
+) -> PlanSpec:
     centre = ptv_shapes[0].centre()
     return PlanSpec(
         label=label,
@@ -144,17 +175,28 @@ def _plan_spec(planning: Planning, course: CourseScenario, label: str, levels: l
 
 def _ptv_levels(planning: Planning) -> list[tuple[int, float]]:
     numbers = {r.standard: r.number for r in planning.structure_set.rois}
-    return [(numbers[f"PTV_{round(t.dose_gy * 100)}"], t.dose_gy) for t in planning.targets if t.kind == "PTV"]
+    return [
+        (numbers[f"PTV_{round(t.dose_gy * 100)}"], t.dose_gy) for t in planning.targets if t.kind == "PTV"
+    ]
 
 
 def _main_plan(out: PatientArchive, planning: Planning, course: CourseScenario) -> Plan:
     ctx, rng = out.context, out.context.rng
     rx = course.prescription
     label = f"{SITE_LABELS[course.site.key]}{course.number}_{rx.dose_gy:g}"
-    spec = _plan_spec(planning, course, label, _ptv_levels(planning), rx.fractions, [s for s, _ in planning.ptvs()])
+    spec = _plan_spec(
+        planning, course, label, _ptv_levels(planning), rx.fractions, [s for s, _ in planning.ptvs()]
+    )
     spec = _with_machine_mlc(out, spec)
-    plan_series = ctx.new_series(planning.rt_study, "RTPLAN", label, ctx.institution.tps,
-                                 planning.ct.series.frame_of_reference_uid, course.plan_day, preferred_number=4)  # fmt: skip
+    plan_series = ctx.new_series(
+        planning.rt_study,
+        "RTPLAN",
+        label,
+        ctx.institution.tps,
+        planning.ct.series.frame_of_reference_uid,
+        course.plan_day,
+        preferred_number=4,
+    )
     plan = rt_plan(ctx, plan_series, spec, dicom_date(course.plan_day), clock_time(rng, 9, 17), rng)
     out.add(plan.generated)
     facts = _facts(planning, course, plan, rx.dose_gy)
@@ -163,9 +205,12 @@ def _main_plan(out: PatientArchive, planning: Planning, course: CourseScenario) 
     dose_uid = _dose(out, planning, plan, [(s, gy) for s, gy in planning.ptvs()], tomo)
     facts.doses.append(dose_uid)
     if tomo:
-        out.anomaly("dose_references_structure_set", [dose_uid],
-                    f"RTDOSE of plan {label} references structure set {planning.structure_set.uid} and no plan "
-                    "(TomoTherapy style)")  # fmt: skip
+        out.anomaly(
+            "dose_references_structure_set",
+            [dose_uid],
+            f"RTDOSE of plan {label} references structure set {planning.structure_set.uid} and no plan "
+            "(TomoTherapy style)",
+        )
     if course.treated:
         _records(out, planning, plan, facts, course.fraction_days, 1, "dangling_record" in course.quirks)
     if "plan_without_dose" in course.quirks:
@@ -178,7 +223,9 @@ def _with_machine_mlc(out: PatientArchive, spec: PlanSpec) -> PlanSpec:
     return replace(spec, mlc=ELEKTA_MLC if elekta else VARIAN_MLC)
 
 
-def _facts(planning: Planning, course: CourseScenario, plan: Plan, gy: float, treated: bool | None = None) -> PlanFacts:
+def _facts(
+    planning: Planning, course: CourseScenario, plan: Plan, gy: float, treated: bool | None = None
+) -> PlanFacts:
     return PlanFacts(
         plan=plan,
         intent=plan.spec.intent,
@@ -191,17 +238,38 @@ def _facts(planning: Planning, course: CourseScenario, plan: Plan, gy: float, tr
     )
 
 
-def _dose(out: PatientArchive, planning: Planning, plan: Plan, ptvs: list[tuple[Shape, float]], tomo: bool,
-          hot_spot: float = 1.02) -> str:  # fmt: skip
+def _dose(
+    out: PatientArchive,
+    planning: Planning,
+    plan: Plan,
+    ptvs: list[tuple[Shape, float]],
+    tomo: bool,
+    hot_spot: float = 1.02,
+) -> str:
     ctx = out.context
     grid = dose_grid(planning.ct, planning.anatomy, planning.pose, ctx.full_size)
     body = moved(planning.anatomy.body.shape, planning.pose)
     dose = plan_dose_gy(ptvs, body, grid, hot_spot)
-    series = ctx.new_series(planning.rt_study, "RTDOSE", f"Dose {plan.spec.label}", ctx.institution.tps,
-                            planning.ct.series.frame_of_reference_uid, preferred_number=5)  # fmt: skip
+    series = ctx.new_series(
+        planning.rt_study,
+        "RTDOSE",
+        f"Dose {plan.spec.label}",
+        ctx.institution.tps,
+        planning.ct.series.frame_of_reference_uid,
+        preferred_number=5,
+    )
     day = plan.date
-    generated = rt_dose(ctx, series, grid, dose, ctx.institution.dose_bits, None if tomo else plan.uid,
-                        planning.structure_set.uid if tomo else None, day, plan.time)  # fmt: skip
+    generated = rt_dose(
+        ctx,
+        series,
+        grid,
+        dose,
+        ctx.institution.dose_bits,
+        None if tomo else plan.uid,
+        planning.structure_set.uid if tomo else None,
+        day,
+        plan.time,
+    )
     out.add(generated)
     return str(generated.dataset.SOPInstanceUID)
 
@@ -218,17 +286,33 @@ def dose_grid(ct: ImageSeries, anatomy: Anatomy, pose: Pose, full_size: bool) ->
     return DoseGrid.covering((lo_x, hi_x), (lo_y, hi_y), (min(ct.grid.zs), max(ct.grid.zs)), spacing)
 
 
-def _records(out: PatientArchive, planning: Planning, plan: Plan, facts: PlanFacts, days: list[dt.date],
-             first_fraction: int, dangling: bool) -> None:  # fmt: skip
+def _records(
+    out: PatientArchive,
+    planning: Planning,
+    plan: Plan,
+    facts: PlanFacts,
+    days: list[dt.date],
+    first_fraction: int,
+    dangling: bool,
+) -> None:
     ctx, rng = out.context, out.context.rng
-    series = ctx.new_series(planning.rt_study, "RTRECORD", f"Treatment records {plan.spec.label}",
-                            ctx.institution.record_and_verify, day=days[0], preferred_number=6)  # fmt: skip
+    series = ctx.new_series(
+        planning.rt_study,
+        "RTRECORD",
+        f"Treatment records {plan.spec.label}",
+        ctx.institution.record_and_verify,
+        day=days[0],
+        preferred_number=6,
+    )
     if dangling:
         lost = ctx.uid("deleted-plan", plan.uid)
         record = treatment_record(ctx, series, plan, 1, dicom_date(days[0]), rng, plan_uid=lost)
         out.add(record)
-        out.anomaly("dangling_record", [str(record.dataset.SOPInstanceUID)],
-                    f"treatment record references RT plan {lost}, which is not in the archive")  # fmt: skip
+        out.anomaly(
+            "dangling_record",
+            [str(record.dataset.SOPInstanceUID)],
+            f"treatment record references RT plan {lost}, which is not in the archive",
+        )
     for number, day in enumerate(days, start=first_fraction):
         record = treatment_record(ctx, series, plan, number, dicom_date(day), rng)
         out.add(record)
@@ -247,13 +331,21 @@ def _boost(out: PatientArchive, planning: Planning, course: CourseScenario, main
     spec = _plan_spec(planning, course, label, _ptv_levels(planning)[:1], fractions, [shape])
     spec = _with_machine_mlc(out, spec)
     day = course.plan_day + dt.timedelta(days=7)
-    series = ctx.new_series(planning.rt_study, "RTPLAN", label, ctx.institution.tps,
-                            planning.ct.series.frame_of_reference_uid, day)  # fmt: skip
+    series = ctx.new_series(
+        planning.rt_study,
+        "RTPLAN",
+        label,
+        ctx.institution.tps,
+        planning.ct.series.frame_of_reference_uid,
+        day,
+    )
     plan = rt_plan(ctx, series, spec, dicom_date(day), clock_time(rng, 9, 17), rng)
     out.add(plan.generated)
     facts = _facts(planning, course, plan, gy)
     out.plans.append(facts)
-    out.anomaly("plan_without_dose", [plan.uid], f"boost plan {label} was treated but its dose was never exported")
+    out.anomaly(
+        "plan_without_dose", [plan.uid], f"boost plan {label} was treated but its dose was never exported"
+    )
     if course.treated:
         last = course.fraction_days[-1] if course.fraction_days else day
         days = weekdays_from(last + dt.timedelta(days=1), fractions)
@@ -264,11 +356,24 @@ def _trial_plan(out: PatientArchive, planning: Planning, course: CourseScenario,
     """An alternative plan of the same course, never approved or delivered, with its own dose."""
     ctx, rng = out.context, out.context.rng
     label = f"{main.spec.label[:10]}_trial"
-    spec = _plan_spec(planning, course, label, list(main.spec.levels), main.spec.fractions,
-                      list(main.spec.ptvs), approved=False)  # fmt: skip
+    spec = _plan_spec(
+        planning,
+        course,
+        label,
+        list(main.spec.levels),
+        main.spec.fractions,
+        list(main.spec.ptvs),
+        approved=False,
+    )
     spec = _with_machine_mlc(out, spec)
-    series = ctx.new_series(planning.rt_study, "RTPLAN", label, ctx.institution.tps,
-                            planning.ct.series.frame_of_reference_uid, course.plan_day)  # fmt: skip
+    series = ctx.new_series(
+        planning.rt_study,
+        "RTPLAN",
+        label,
+        ctx.institution.tps,
+        planning.ct.series.frame_of_reference_uid,
+        course.plan_day,
+    )
     plan = rt_plan(ctx, series, spec, main.date, clock_time(rng, 9, 17), rng)
     out.add(plan.generated)
     facts = _facts(planning, course, plan, course.prescription.dose_gy, treated=False)
@@ -282,12 +387,24 @@ def _trial_plan(out: PatientArchive, planning: Planning, course: CourseScenario,
 def _second_structure_set(out: PatientArchive, planning: Planning, course: CourseScenario) -> None:
     """Automatic organ contours on the same CT: same frame of reference, referenced by no plan."""
     ctx, rng = out.context, out.context.rng
-    organs = [r for r in planning.structure_set.rois if r.roi_type not in {"GTV", "CTV", "PTV"} and not r.empty]
+    organs = [
+        r for r in planning.structure_set.rois if r.roi_type not in {"GTV", "CTV", "PTV"} and not r.empty
+    ]
     day = course.ct_day + dt.timedelta(days=1)
-    series = ctx.new_series(planning.rt_study, "RTSTRUCT", "AutoSeg", ctx.institution.tps,
-                            planning.ct.series.frame_of_reference_uid, day)  # fmt: skip
-    renumbered = [type(r)(n, r.name, r.standard, r.roi_type, r.colour, r.shape) for n, r in enumerate(organs, 1)]
-    ss = structure_set(ctx, series, planning.ct, renumbered, "AutoSeg", dicom_date(day), clock_time(rng, 8, 16))
+    series = ctx.new_series(
+        planning.rt_study,
+        "RTSTRUCT",
+        "AutoSeg",
+        ctx.institution.tps,
+        planning.ct.series.frame_of_reference_uid,
+        day,
+    )
+    renumbered = [
+        type(r)(n, r.name, r.standard, r.roi_type, r.colour, r.shape) for n, r in enumerate(organs, 1)
+    ]
+    ss = structure_set(
+        ctx, series, planning.ct, renumbered, "AutoSeg", dicom_date(day), clock_time(rng, 8, 16)
+    )
     out.add_structure_set(ss)
     out.decoy("second_structure_set", [ss.uid], detail="automatic contours on the planning CT")
 
@@ -300,9 +417,14 @@ def _registered_mr(out: PatientArchive, planning: Planning, course: CourseScenar
     low, high = planning.span_mm()
     pose = Pose.random(rng, rng.uniform(-80, 80) - 0.5 * (low + high), 3.0)
     thickness = rng.choice((3.0, 4.0) if ctx.full_size else (4.0, 5.0))
-    grid = ImageGrid.around(min(course.site.fov_mm, 400), 256 if ctx.full_size else 128,
-                            0.5 * (low + high) + pose.translation[2], 0.8 * (high - low), thickness,
-                            120 if ctx.full_size else 40)  # fmt: skip
+    grid = ImageGrid.around(
+        min(course.site.fov_mm, 400),
+        256 if ctx.full_size else 128,
+        0.5 * (low + high) + pose.translation[2],
+        0.8 * (high - low),
+        thickness,
+        120 if ctx.full_size else 40,
+    )
     for_uid = ctx.uid("frame", "mr", course.number)
     field_t = 3.0 if "MAGNETOM Vida" in inst.mr_scanner.model or "Architect" in inst.mr_scanner.model else 1.5
     t1 = ctx.new_series(study, "MR", "T1 TSE tra", inst.mr_scanner, for_uid, preferred_number=3)
@@ -338,12 +460,23 @@ def _registered_petct(out: PatientArchive, planning: Planning, course: CourseSce
     _registration(out, planning, ct, pose, course)
 
 
-def _registration(out: PatientArchive, planning: Planning, moving: ImageSeries, pose: Pose,
-                  course: CourseScenario) -> None:  # fmt: skip
+def _registration(
+    out: PatientArchive, planning: Planning, moving: ImageSeries, pose: Pose, course: CourseScenario
+) -> None:
     ctx, rng = out.context, out.context.rng
     day = course.ct_day + dt.timedelta(days=1)
-    series = ctx.new_series(planning.rt_study, "REG", f"REG {moving.series.description}", ctx.institution.tps,
-                            planning.ct.series.frame_of_reference_uid, day)  # fmt: skip
+    series = ctx.new_series(
+        planning.rt_study,
+        "REG",
+        f"REG {moving.series.description}",
+        ctx.institution.tps,
+        planning.ct.series.frame_of_reference_uid,
+        day,
+    )
     series.body_part = course.site.body_part
     matrix = registration_matrix(pose, planning.pose)
-    out.add(spatial_registration(ctx, series, planning.ct, moving, matrix, dicom_date(day), clock_time(rng, 8, 16)))
+    out.add(
+        spatial_registration(
+            ctx, series, planning.ct, moving, matrix, dicom_date(day), clock_time(rng, 8, 16)
+        )
+    )

@@ -37,13 +37,18 @@ class DoseGrid:
     spacing_mm: float
 
     @classmethod
-    def covering(cls, x_range: tuple[float, float], y_range: tuple[float, float], z_range: tuple[float, float],
-                 spacing_mm: float) -> DoseGrid:  # fmt: skip
+    def covering(
+        cls,
+        x_range: tuple[float, float],
+        y_range: tuple[float, float],
+        z_range: tuple[float, float],
+        spacing_mm: float,
+    ) -> DoseGrid:
         """The grid of ``spacing_mm`` voxels covering the three ranges (mm), starting on 0.01 mm."""
-        axes = []
+        axes: list[FloatArray] = []
         for low, high in (x_range, y_range, z_range):
             count = max(2, int(math.ceil((high - low) / spacing_mm)) + 1)
-            axes.append(round(low, 2) + spacing_mm * np.arange(count))
+            axes.append(round(low, 2) + spacing_mm * np.arange(count, dtype=np.float64))
         return cls(axes[0], axes[1], axes[2], spacing_mm)
 
 

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from rtbank.dicom import sop
 from rtbank.dicom.synth.common import base_dataset, code, ds_list, ds_text, item, put, sequence
 from rtbank.dicom.synth.context import Generated, PatientContext, Series, clock_time
-from rtbank.dicom.synth.phantom import Anatomy, Contrast, Pose
+from rtbank.dicom.synth.phantom import Anatomy, Pose
 from rtbank.dicom.synth.shapes import FloatArray
 
 AXIAL = ["1", "0", "0", "0", "1", "0"]
@@ -42,16 +42,24 @@ class ImageGrid:
     thickness_mm: float
 
     @classmethod
-    def axial(cls, fov_mm: float, columns: int, z_top_mm: float, slices: int, thickness_mm: float) -> ImageGrid:
+    def axial(
+        cls, fov_mm: float, columns: int, z_top_mm: float, slices: int, thickness_mm: float
+    ) -> ImageGrid:
         pixel = round(fov_mm / columns, 3)
         first = round(-(columns - 1) / 2 * pixel, 4)
-        axis = first + pixel * np.arange(columns)
+        axis = first + pixel * np.arange(columns, dtype=np.float64)
         zs = tuple(round(z_top_mm - k * thickness_mm, 2) for k in range(slices))
         return cls(axis, axis.copy(), zs, pixel, thickness_mm)
 
     @classmethod
     def around(
-        cls, fov_mm: float, columns: int, centre_z_mm: float, length_mm: float, thickness_mm: float, max_slices: int
+        cls,
+        fov_mm: float,
+        columns: int,
+        centre_z_mm: float,
+        length_mm: float,
+        thickness_mm: float,
+        max_slices: int,
     ) -> ImageGrid:
         """An axial grid centred (to 0.5 mm) on ``centre_z_mm``, covering ``length_mm`` with at most
         ``max_slices`` slices."""
@@ -101,10 +109,19 @@ def ct_series(
         if k == drop_slice:
             out.missing.append(uid)
             continue
-        put(ds, ImageType=["ORIGINAL", "PRIMARY", "AXIAL"], KVP="120", AcquisitionNumber=1,
+        put(
+            ds,
+            ImageType=["ORIGINAL", "PRIMARY", "AXIAL"],
+            KVP="120",
+            AcquisitionNumber=1,
             ConvolutionKernel="B30f" if "SIEMENS" in series.equipment.manufacturer else "STANDARD",
-            PatientPosition="HFS", RescaleIntercept="-1024", RescaleSlope="1", RescaleType="HU",
-            WindowCenter="40", WindowWidth="400")  # fmt: skip
+            PatientPosition="HFS",
+            RescaleIntercept="-1024",
+            RescaleSlope="1",
+            RescaleType="HU",
+            WindowCenter="40",
+            WindowWidth="400",
+        )
         _set_pixels(ds, np.clip(np.rint(hu + 1024.0), 0, 4095).astype(np.uint16), bits_stored=12)
         out.objects.append(Generated(ds, series))
     return out
@@ -126,10 +143,12 @@ def mr_series(
     for k, z in enumerate(grid.zs):
         uid = ctx.uid("image", series.uid, k)
         out.slice_uids.append(uid)
-        signal = anatomy.sample(pose, grid.xs, grid.ys, z, "mr")
+        signal = anatomy.sample(pose, grid.xs, grid.ys, z, "mr").astype(np.float64)
         if weighting == "T2":  # fluid and fat bright, muscle dark: a rough inversion of the T1 contrast
             signal = np.where(signal > 0, np.clip(1000.0 - signal, 60.0, None), 0.0)
-        signal = signal * (1.0 + noise.normal(0.0, 0.03, signal.shape)) + np.abs(noise.normal(0, 4, signal.shape))
+        signal = signal * (1.0 + noise.normal(0.0, 0.03, signal.shape)) + np.abs(
+            noise.normal(0, 4, signal.shape)
+        )
         ds = _image_dataset(ctx, series, sop.MR_IMAGE, uid, grid, z, acquired)
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
         ds.ScanningSequence = "SE"
@@ -179,7 +198,9 @@ def pet_series(
     return out
 
 
-def _pet_attributes(ds: Dataset, slices: int, index: int, injected: str, dose_bq: float, weight_kg: int) -> None:
+def _pet_attributes(
+    ds: Dataset, slices: int, index: int, injected: str, dose_bq: float, weight_kg: int
+) -> None:
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     ds.PatientWeight = str(weight_kg)
     ds.Units = "BQML"
@@ -211,7 +232,9 @@ def _pet_attributes(ds: Dataset, slices: int, index: int, injected: str, dose_bq
                 RadionuclideHalfLife="6586.2",
                 RadionuclidePositronFraction="0.9673",
                 RadionuclideCodeSequence=sequence([code("77004003", "SCT", "^18^Fluorine")]),
-                RadiopharmaceuticalCodeSequence=sequence([code("35321007", "SCT", "Fluorodeoxyglucose F^18^")]),
+                RadiopharmaceuticalCodeSequence=sequence(
+                    [code("35321007", "SCT", "Fluorodeoxyglucose F^18^")]
+                ),
             )
         ]
     )
@@ -238,6 +261,15 @@ def _image_dataset(
 
 def _set_pixels(ds: Dataset, pixels: NDArray[np.uint16], bits_stored: int) -> None:
     rows, columns = pixels.shape
-    put(ds, SamplesPerPixel=1, PhotometricInterpretation="MONOCHROME2", Rows=rows, Columns=columns,
-        BitsAllocated=16, BitsStored=bits_stored, HighBit=bits_stored - 1, PixelRepresentation=0)  # fmt: skip
+    put(
+        ds,
+        SamplesPerPixel=1,
+        PhotometricInterpretation="MONOCHROME2",
+        Rows=rows,
+        Columns=columns,
+        BitsAllocated=16,
+        BitsStored=bits_stored,
+        HighBit=bits_stored - 1,
+        PixelRepresentation=0,
+    )
     ds.add_new(0x7FE00010, "OW", pixels.astype("<u2").tobytes())

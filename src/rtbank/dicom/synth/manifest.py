@@ -28,8 +28,13 @@ from rtbank.dicom.synth.result import PatientArchive
 GENERATOR = "rtbank synth"
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"
-RT_COUNTS = {"RTPLAN": "plans", "RTSTRUCT": "structure_sets", "RTDOSE": "doses", "RTRECORD": "records",
-             "REG": "registrations"}  # fmt: skip
+RT_COUNTS = {
+    "RTPLAN": "plans",
+    "RTSTRUCT": "structure_sets",
+    "RTDOSE": "doses",
+    "RTRECORD": "records",
+    "REG": "registrations",
+}
 
 
 def patient_entry(archive: PatientArchive) -> dict[str, Any]:
@@ -74,10 +79,16 @@ def build_manifest(
         "seed": seed,
         "full_size": full_size,
         "institutions": [
-            {"code": i.code, "name": i.name, "roi_style": i.roi_style, "tps": i.tps.model,
-             "record_and_verify": i.record_and_verify.model, "dose_bits": i.dose_bits}
+            {
+                "code": i.code,
+                "name": i.name,
+                "roi_style": i.roi_style,
+                "tps": i.tps.model,
+                "record_and_verify": i.record_and_verify.model,
+                "dose_bits": i.dose_bits,
+            }
             for i in institutions
-        ],  # fmt: skip
+        ],
         "counts": counts(patients, files),
         "files": list(files),
         "patients": list(patients),

@@ -61,14 +61,16 @@ def generate_patient(
         uids = build_course(out, anatomy, course)
         if not course.treated:
             series = _image_series(out, start)
-            out.decoy("untreated_course", uids, series, detail=f"course {course.number} was planned, never treated")
+            out.decoy(
+                "untreated_course", uids, series, detail=f"course {course.number} was planned, never treated"
+            )
     if "qa_phantom" in story.quirks:
         main = next(f.plan for f in out.plans if f.course == 1)
         _qa_phantom(out, story.courses[0], main)
-    index = ReferenceIndex(g.dataset for g in out.objects)
+    references = ReferenceIndex(g.dataset for g in out.objects)
     for facts in out.plans:
         if facts.treated:
-            facts.harvest = index.harvest(facts.plan.uid)
+            facts.harvest = references.harvest(facts.plan.uid)
     return out
 
 
@@ -97,8 +99,14 @@ def _unregistered_series(out: PatientArchive, anatomy: Anatomy, story: PatientSc
     low, high = scan_range(course.site, anatomy, course.spine_level_mm * anatomy.height_scale)
     pose = Pose.random(rng, rng.uniform(-200, 200) - 0.5 * (low + high), 3.0)
     thickness, most = (2.0, 150) if ctx.full_size else (5.0, 40)
-    grid = ImageGrid.around(min(course.site.fov_mm, 420), 512 if ctx.full_size else 128,
-                            0.5 * (low + high) + pose.translation[2], high - low, thickness, most)  # fmt: skip
+    grid = ImageGrid.around(
+        min(course.site.fov_mm, 420),
+        512 if ctx.full_size else 128,
+        0.5 * (low + high) + pose.translation[2],
+        high - low,
+        thickness,
+        most,
+    )
     for_uid = ctx.uid("frame", "diagnostic")
     if course.site.key == "pelvis":
         study = ctx.new_study("diagnostic-mr", day, "MR pelvis")
@@ -112,7 +120,12 @@ def _unregistered_series(out: PatientArchive, anatomy: Anatomy, story: PatientSc
         image = ct_series(ctx, series, anatomy, pose, grid, day)
     out.add_images(image)
     uids = [str(g.dataset.SOPInstanceUID) for g in image.objects]
-    out.decoy("unregistered_series", uids, [series.uid], detail="diagnostic series never registered to a planning CT")
+    out.decoy(
+        "unregistered_series",
+        uids,
+        [series.uid],
+        detail="diagnostic series never registered to a planning CT",
+    )
 
 
 def _qa_phantom(out: PatientArchive, course: CourseScenario, main: Plan) -> None:
@@ -127,8 +140,14 @@ def _qa_phantom(out: PatientArchive, course: CourseScenario, main: Plan) -> None
     thickness, most = (2.0, 150) if ctx.full_size else (4.0, 50)
     grid = ImageGrid.around(400, 512 if ctx.full_size else 128, pose.translation[2], 300.0, thickness, most)
     for_uid = ctx.uid("frame", "qa-phantom")
-    ct = ct_series(ctx, ctx.new_series(study, "CT", "QA phantom", inst.ct_scanner, for_uid, preferred_number=2),
-                   phantom, pose, grid, day)  # fmt: skip
+    ct = ct_series(
+        ctx,
+        ctx.new_series(study, "CT", "QA phantom", inst.ct_scanner, for_uid, preferred_number=2),
+        phantom,
+        pose,
+        grid,
+        day,
+    )
     out.add_images(ct)
     rois = phantom_rois(phantom, inst.roi_style, rng)
     ss_series = ctx.new_series(study, "RTSTRUCT", "QA phantom", inst.tps, for_uid, preferred_number=3)
@@ -138,23 +157,57 @@ def _qa_phantom(out: PatientArchive, course: CourseScenario, main: Plan) -> None
     shift = tuple(i - m for i, m in zip(iso, main.spec.isocentre, strict=True))
     ptvs = tuple(s.moved(*shift) for s in main.spec.ptvs)
     per_fraction = [(s, gy / main.spec.fractions) for s, (_, gy) in zip(ptvs, main.spec.levels, strict=False)]
-    verification = PlanSpec(f"QA_{main.spec.label}"[:16], f"Verification of {main.spec.label}", "VERIFICATION", (),
-                            1, iso, ptvs, main.spec.technique, main.spec.machine, main.spec.mlc, True, ss.uid)  # fmt: skip
-    machine_qa = PlanSpec("OF10x10", "Open field 10 x 10", "MACHINE_QA", (), 1, iso, (), "OPEN_FIELD",
-                          main.spec.machine, main.spec.mlc, True, ss.uid)  # fmt: skip
+    verification = PlanSpec(
+        f"QA_{main.spec.label}"[:16],
+        f"Verification of {main.spec.label}",
+        "VERIFICATION",
+        (),
+        1,
+        iso,
+        ptvs,
+        main.spec.technique,
+        main.spec.machine,
+        main.spec.mlc,
+        True,
+        ss.uid,
+    )
+    machine_qa = PlanSpec(
+        "OF10x10",
+        "Open field 10 x 10",
+        "MACHINE_QA",
+        (),
+        1,
+        iso,
+        (),
+        "OPEN_FIELD",
+        main.spec.machine,
+        main.spec.mlc,
+        True,
+        ss.uid,
+    )
     for spec in (verification, machine_qa):
         series = ctx.new_series(study, "RTPLAN", spec.name, inst.tps, for_uid, preferred_number=4)
         plan = rt_plan(ctx, series, spec, study.date, clock_time(rng, 9, 17), rng)
         out.add(plan.generated)
         gy = main.spec.dose_per_fraction_gy if spec is verification else 0.0
-        facts = PlanFacts(plan, spec.intent, False, ss.uid, ct.series.uid, round(gy, 4), course=course.number,
-                          site="qa_phantom")  # fmt: skip
+        facts = PlanFacts(
+            plan,
+            spec.intent,
+            False,
+            ss.uid,
+            ct.series.uid,
+            round(gy, 4),
+            course=course.number,
+            site="qa_phantom",
+        )
         out.plans.append(facts)
         if spec is verification and per_fraction:
             grid_d = dose_grid(ct, phantom, pose, ctx.full_size)
             dose = plan_dose_gy(per_fraction, moved(phantom.body.shape, pose), grid_d)
             dose_series = ctx.new_series(study, "RTDOSE", f"Dose {spec.label}", inst.tps, for_uid)
-            generated = rt_dose(ctx, dose_series, grid_d, dose, inst.dose_bits, plan.uid, None, study.date, plan.time)
+            generated = rt_dose(
+                ctx, dose_series, grid_d, dose, inst.dose_bits, plan.uid, None, study.date, plan.time
+            )
             out.add(generated)
             facts.doses.append(str(generated.dataset.SOPInstanceUID))
     uids = [str(g.dataset.SOPInstanceUID) for g in out.objects[start:]]

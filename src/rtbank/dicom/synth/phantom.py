@@ -126,8 +126,8 @@ class Anatomy:
         background = AIR_HU if contrast == "ct" else 0.0
         image = np.full((len(ys), len(xs)), background, dtype=np.float32)
         if pose.is_translation:
-            self._paint_axial(image, xs - pose.translation[0], ys - pose.translation[1],
-                              z - pose.translation[2], contrast)  # fmt: skip
+            tx, ty, tz = pose.translation
+            self._paint_axial(image, xs - tx, ys - ty, z - tz, contrast)
             return image
         gx, gy = np.meshgrid(xs, ys)
         ax, ay, az = pose.to_anatomy(gx, gy, np.full_like(gx, z))
@@ -160,12 +160,19 @@ class Anatomy:
 
 
 def _rotation(ax: float, ay: float, az: float) -> tuple[tuple[float, float, float], ...]:
-    cx, sx, cy, sy, cz, sz = math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay), math.cos(az), math.sin(az)
+    cx, sx, cy, sy, cz, sz = (
+        math.cos(ax),
+        math.sin(ax),
+        math.cos(ay),
+        math.sin(ay),
+        math.cos(az),
+        math.sin(az),
+    )
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    r = rz @ ry @ rx
-    return tuple(tuple(float(v) for v in row) for row in r)  # type: ignore[return-value]
+    r = (rz @ ry @ rx).tolist()
+    return tuple((float(row[0]), float(row[1]), float(row[2])) for row in r)
 
 
 def _sphere(x: float, y: float, z: float, r: float) -> Ellipsoid:
@@ -205,7 +212,7 @@ def reference_anatomy() -> Anatomy:
         Organ("External", _body(), 20, 300, 1.0, "EXTERNAL"),
         Organ("Skull", Ellipsoid(0, 5, -75, 70, 90, 66), 900, 40, 0.6, None),
         Organ("Brain", Ellipsoid(0, 5, -75, 62, 82, 58), 35, 650, 8.0),
-        Organ("Brainstem", Tube((-135.0, -98.0), (0.0, 0.0), (22.0, 18.0), (11.0, 12.0), (11.0, 12.0)), 38, 560, 5.0),
+        Organ("Brainstem", Tube((-135.0, -98.0), (0.0, 0.0), (22.0, 18.0), (11.0, 12.0), (11.0, 12.0)), 38, 560, 5),  # noqa: E501
         Organ("Eye_L", _sphere(32, -70, -72, 12), 10, 120, 0.8),
         Organ("Eye_R", _sphere(-32, -70, -72, 12), 10, 120, 0.8),
         Organ("Lens_L", _sphere(32, -79, -72, 4), 70, 60, 0.8),
@@ -216,7 +223,7 @@ def reference_anatomy() -> Anatomy:
         Organ("Parotid_L", Ellipsoid(44, 12, -132, 14, 19, 22), -25, 780, 2.0),
         Organ("Parotid_R", Ellipsoid(-44, 12, -132, 14, 19, 22), -25, 780, 2.0),
         Organ("OralCavity", Ellipsoid(0, -40, -140, 30, 24, 15), 25, 380, 2.5),
-        Organ("Larynx", Tube((-218.0, -172.0), (0.0, 0.0), (-24.0, -28.0), (17.0, 20.0), (13.0, 15.0)), 30, 350, 1.5),
+        Organ("Larynx", Tube((-218.0, -172.0), (0.0, 0.0), (-24.0, -28.0), (17.0, 20.0), (13.0, 15.0)), 30, 350, 1.5),  # noqa: E501
         Organ("Trachea", Tube((-420.0, -300.0, -218.0), (0.0, 0.0, 0.0), (5.0, -5.0, -20.0), (9.0, 9.0, 8.0), (9.0, 9.0, 7.0)), -950, 5, 0.1, None),  # noqa: E501
         Organ("Lung_L", Ellipsoid(82, 8, -455, 62, 76, 140), -820, 25, 0.4),
         Organ("Lung_R", Ellipsoid(-82, 8, -450, 66, 78, 146), -820, 25, 0.4),

@@ -31,8 +31,15 @@ class Mlc:
         return len(self.boundaries) - 1
 
 
-VARIAN_MLC = Mlc("Varian", (-200.0, *(-200.0 + 10 * k for k in range(1, 10)), *(-100.0 + 5 * k for k in range(41)),
-                            *(100.0 + 10 * k for k in range(1, 11))))  # fmt: skip
+VARIAN_MLC = Mlc(
+    "Varian",
+    (
+        -200.0,
+        *(-200.0 + 10 * k for k in range(1, 10)),
+        *(-100.0 + 5 * k for k in range(41)),
+        *(100.0 + 10 * k for k in range(1, 11)),
+    ),
+)
 ELEKTA_MLC = Mlc("Elekta", tuple(-200.0 + 5 * k for k in range(81)))
 
 
@@ -128,15 +135,26 @@ def rt_plan(
     ds.PlanIntent = spec.intent
     if spec.structure_set_uid:
         ds.RTPlanGeometry = "PATIENT"
-        ds.ReferencedStructureSetSequence = sequence([reference(sop.RT_STRUCTURE_SET, spec.structure_set_uid)])
+        ds.ReferencedStructureSetSequence = sequence(
+            [reference(sop.RT_STRUCTURE_SET, spec.structure_set_uid)]
+        )
     else:
         ds.RTPlanGeometry = "TREATMENT_DEVICE"
     _prescription(ds, spec, ctx)
     ds.ToleranceTableSequence = sequence(
-        [item(ToleranceTableNumber=1, ToleranceTableLabel="T1", GantryAngleTolerance="1",
-              BeamLimitingDeviceAngleTolerance="1", PatientSupportAngleTolerance="1")]
-    )  # fmt: skip
-    ds.PatientSetupSequence = sequence([item(PatientSetupNumber=1, PatientPosition="HFS", SetupTechnique="ISOCENTRIC")])
+        [
+            item(
+                ToleranceTableNumber=1,
+                ToleranceTableLabel="T1",
+                GantryAngleTolerance="1",
+                BeamLimitingDeviceAngleTolerance="1",
+                PatientSupportAngleTolerance="1",
+            )
+        ]
+    )
+    ds.PatientSetupSequence = sequence(
+        [item(PatientSetupNumber=1, PatientPosition="HFS", SetupTechnique="ISOCENTRIC")]
+    )
     ds.FractionGroupSequence = sequence([_fraction_group(spec, beams)])
     ds.BeamSequence = sequence(_beam(spec, b) for b in beams)
     ds.ApprovalStatus = "APPROVED" if spec.approved else "UNAPPROVED"
@@ -175,7 +193,11 @@ def _fraction_group(spec: PlanSpec, beams: list[Beam]) -> Dataset:
         NumberOfBeams=len(beams),
         NumberOfBrachyApplicationSetups=0,
         ReferencedBeamSequence=sequence(
-            item(ReferencedBeamNumber=b.number, BeamDose=ds_text(b.dose_gy, 4), BeamMeterset=ds_text(b.meterset_mu, 3))
+            item(
+                ReferencedBeamNumber=b.number,
+                BeamDose=ds_text(b.dose_gy, 4),
+                BeamMeterset=ds_text(b.meterset_mu, 3),
+            )
             for b in beams
         ),
     )
@@ -185,9 +207,12 @@ def _beam(spec: PlanSpec, beam: Beam) -> Dataset:
     devices = [
         item(RTBeamLimitingDeviceType="ASYMX", NumberOfLeafJawPairs=1),
         item(RTBeamLimitingDeviceType="ASYMY", NumberOfLeafJawPairs=1),
-        item(RTBeamLimitingDeviceType="MLCX", NumberOfLeafJawPairs=spec.mlc.pairs,
-             LeafPositionBoundaries=ds_list(spec.mlc.boundaries, 1)),
-    ]  # fmt: skip
+        item(
+            RTBeamLimitingDeviceType="MLCX",
+            NumberOfLeafJawPairs=spec.mlc.pairs,
+            LeafPositionBoundaries=ds_list(spec.mlc.boundaries, 1),
+        ),
+    ]
     cps = [_control_point(spec, beam, k, cp) for k, cp in enumerate(beam.control_points)]
     return item(
         BeamNumber=beam.number,
@@ -214,8 +239,11 @@ def _beam(spec: PlanSpec, beam: Beam) -> Dataset:
 
 def _control_point(spec: PlanSpec, beam: Beam, index: int, cp: ControlPoint) -> Dataset:
     positions = item_positions(cp)
-    point = item(ControlPointIndex=index, CumulativeMetersetWeight=ds_text(cp.weight, 6),
-                 BeamLimitingDevicePositionSequence=sequence(positions))  # fmt: skip
+    point = item(
+        ControlPointIndex=index,
+        CumulativeMetersetWeight=ds_text(cp.weight, 6),
+        BeamLimitingDevicePositionSequence=sequence(positions),
+    )
     last = index == len(beam.control_points) - 1
     if index == 0 or beam.kind == "DYNAMIC":
         point.GantryAngle = ds_text(cp.gantry, 1)
@@ -258,30 +286,58 @@ MODULATION = {"VMAT": 2.6, "IMRT": 3.0, "3DCRT_AP_PA": 1.15, "3DCRT_LAT": 1.1, "
 def design_beams(spec: PlanSpec, rng: random.Random, arc_step_deg: float = 30.0) -> list[Beam]:
     """The beams of ``spec.technique``, with meterset per fraction (MU) from the dose per fraction."""
     total_mu = max(spec.dose_per_fraction_gy, 1.0) * 100 * MODULATION[spec.technique] * rng.uniform(0.9, 1.15)
-    beams: list[Beam] = []
     if spec.technique == "VMAT":
-        for number, (start, stop, direction, col) in enumerate(((181.0, 179.0, "CW", 10.0), (179.0, 181.0, "CC", 350.0)), 1):
-            sweep = 358.0 if direction == "CW" else -358.0
-            steps = max(2, math.ceil(358.0 / arc_step_deg))
-            angles = [(start + sweep * k / steps) % 360 for k in range(steps + 1)]
-            beams.append(Beam(number, f"ARC{number}_{'CW' if direction == 'CW' else 'CCW'}", "DYNAMIC", 0.0, 0.0, col, direction,
-                              [_cp(spec, a, k / steps, rng, shrink=rng.uniform(0, 4)) for k, a in enumerate(angles)]))  # fmt: skip
+        beams = [
+            _arc(spec, 1, 181.0, "CW", 10.0, arc_step_deg, rng),
+            _arc(spec, 2, 179.0, "CC", 350.0, arc_step_deg, rng),
+        ]
     elif spec.technique == "IMRT":
-        for number, angle in enumerate(TECHNIQUE_ANGLES["IMRT"], 1):
-            cps = []
-            for segment, shrink in enumerate((0.0, 5.0, 10.0)):
-                cps += [_cp(spec, angle, segment / 3, rng, shrink), _cp(spec, angle, (segment + 1) / 3, rng, shrink)]
-            beams.append(Beam(number, f"G{angle:03.0f}", "STATIC", 0.0, 0.0, 0.0, "NONE", cps))
+        beams = [_step_and_shoot(spec, n, angle, rng) for n, angle in enumerate(TECHNIQUE_ANGLES["IMRT"], 1)]
     else:
-        for number, angle in enumerate(TECHNIQUE_ANGLES[spec.technique], 1):
-            cps = [_cp(spec, angle, 0.0, rng, 0.0), _cp(spec, angle, 1.0, rng, 0.0)]
-            name = FIELD_NAMES.get(angle, f"G{angle:03.0f}")
-            beams.append(Beam(number, name, "STATIC", 0.0, 0.0, 0.0, "NONE", cps))
+        beams = [
+            _open_beam(spec, n, angle, rng) for n, angle in enumerate(TECHNIQUE_ANGLES[spec.technique], 1)
+        ]
     weights = [rng.uniform(0.8, 1.2) for _ in beams]
     for beam, w in zip(beams, weights, strict=True):
         beam.meterset_mu = round(total_mu * w / sum(weights), 3)
         beam.dose_gy = spec.dose_per_fraction_gy * w / sum(weights)
     return beams
+
+
+def _arc(
+    spec: PlanSpec,
+    number: int,
+    start: float,
+    direction: str,
+    collimator: float,
+    step_deg: float,
+    rng: random.Random,
+) -> Beam:
+    """A 358° arc from ``start`` (deg), a control point every ``step_deg`` or less, modulated apertures."""
+    sweep = 358.0 if direction == "CW" else -358.0
+    steps = max(2, math.ceil(358.0 / step_deg))
+    angles = [(start + sweep * k / steps) % 360 for k in range(steps + 1)]
+    points = [_cp(spec, a, k / steps, rng, shrink=rng.uniform(0, 4)) for k, a in enumerate(angles)]
+    name = f"ARC{number}_{'CW' if direction == 'CW' else 'CCW'}"
+    return Beam(number, name, "DYNAMIC", 0.0, 0.0, collimator, direction, points)
+
+
+def _step_and_shoot(spec: PlanSpec, number: int, angle: float, rng: random.Random) -> Beam:
+    """A static-gantry IMRT beam of three segments, each 5 mm tighter than the last."""
+    points = []
+    for segment, shrink in enumerate((0.0, 5.0, 10.0)):
+        points += [
+            _cp(spec, angle, segment / 3, rng, shrink),
+            _cp(spec, angle, (segment + 1) / 3, rng, shrink),
+        ]
+    return Beam(number, f"G{angle:03.0f}", "STATIC", 0.0, 0.0, 0.0, "NONE", points)
+
+
+def _open_beam(spec: PlanSpec, number: int, angle: float, rng: random.Random) -> Beam:
+    """A conformal (or, without targets, 10 × 10 cm open) static field."""
+    points = [_cp(spec, angle, 0.0, rng, 0.0), _cp(spec, angle, 1.0, rng, 0.0)]
+    name = FIELD_NAMES.get(angle, f"G{angle:03.0f}")
+    return Beam(number, name, "STATIC", 0.0, 0.0, 0.0, "NONE", points)
 
 
 def _cp(spec: PlanSpec, gantry: float, weight: float, rng: random.Random, shrink: float) -> ControlPoint:

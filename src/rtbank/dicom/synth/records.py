@@ -82,17 +82,31 @@ def _session_beam(plan: Plan, beam: Beam, fraction: int, day: str, time: str, rn
         ControlPointDeliverySequence=sequence(
             [
                 _delivered_point(0, first.gantry, 0.0, 0.0, day, time, beam, first_point=True),
-                _delivered_point(len(beam.control_points) - 1, last.gantry, beam.meterset_mu, delivered, day,
-                                 time, beam, first_point=False),
+                _delivered_point(
+                    len(beam.control_points) - 1,
+                    last.gantry,
+                    beam.meterset_mu,
+                    delivered,
+                    day,
+                    time,
+                    beam,
+                    first_point=False,
+                ),
             ]
-        ),  # fmt: skip
+        ),
     )
 
 
 def _delivered_point(
-    index: int, gantry: float, specified: float, delivered: float, day: str, time: str, beam: Beam,
+    index: int,
+    gantry: float,
+    specified: float,
+    delivered: float,
+    day: str,
+    time: str,
+    beam: Beam,
     first_point: bool,
-) -> Dataset:  # fmt: skip
+) -> Dataset:
     point = item(
         ReferencedControlPointIndex=index,
         TreatmentControlPointDate=day,

@@ -44,7 +44,10 @@ def spatial_registration(
         ds.ReferencedSeriesSequence = sequence(_referenced_series(image) for image in own)
     if by_study:
         ds.StudiesContainingOtherReferencedInstancesSequence = sequence(
-            item(StudyInstanceUID=study, ReferencedSeriesSequence=sequence(_referenced_series(i) for i in images))
+            item(
+                StudyInstanceUID=study,
+                ReferencedSeriesSequence=sequence(_referenced_series(i) for i in images),
+            )
             for study, images in by_study.items()
         )
     return Generated(ds, series)
@@ -60,9 +63,13 @@ def _registration_item(image: ImageSeries, matrix: FloatArray) -> Dataset:
                 item(
                     RegistrationTypeCodeSequence=sequence([code("125025", "DCM", "Visual Alignment")]),
                     MatrixSequence=sequence(
-                        [item(FrameOfReferenceTransformationMatrixType="RIGID",
-                              FrameOfReferenceTransformationMatrix=values)]
-                    ),  # fmt: skip
+                        [
+                            item(
+                                FrameOfReferenceTransformationMatrixType="RIGID",
+                                FrameOfReferenceTransformationMatrix=values,
+                            )
+                        ]
+                    ),
                 )
             ]
         ),

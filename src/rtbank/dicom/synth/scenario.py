@@ -9,7 +9,7 @@ later patients get each quirk by chance.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rtbank.dicom.synth.context import PatientContext, weekdays_from
 from rtbank.dicom.synth.sites import PRESCRIPTIONS, SITES, Prescription, Site
@@ -71,16 +71,14 @@ class CourseScenario:
 class PatientScenario:
     courses: list[CourseScenario]
     quirks: frozenset[str]
-    boost_fractions: int = 5
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def first_day(self) -> dt.date:
         return self.courses[0].ct_day
 
 
-def patient_quirks(index: int, patients: int, chance: float) -> frozenset[str]:
-    """The quirks of patient ``index`` (forced for the first three, by ``chance`` afterwards)."""
+def forced_quirks(index: int, patients: int) -> frozenset[str]:
+    """The quirks patient ``index`` is given whatever the dice say (the first three share them all)."""
     groups = min(patients, 3)
     if index < groups:
         return frozenset(q for j, q in enumerate(QUIRKS) if j % groups == index)
@@ -90,7 +88,7 @@ def patient_quirks(index: int, patients: int, chance: float) -> frozenset[str]:
 def scenario(ctx: PatientContext, patients: int, institution_count: int) -> PatientScenario:
     """Decide the patient's history from ``ctx.rng``."""
     rng = ctx.rng
-    quirks = set(patient_quirks(ctx.index, patients, QUIRK_CHANCE))
+    quirks = set(forced_quirks(ctx.index, patients))
     if ctx.index >= min(patients, 3):
         quirks |= {q for q in QUIRKS if rng.random() < QUIRK_CHANCE}
     first = PRIMARY_SITES[(ctx.index + ctx.index // max(institution_count, 1)) % 3]
@@ -132,7 +130,13 @@ def _follow_up(first: str, k: int, draw: float) -> tuple[str, str]:
 
 
 def _course(
-    ctx: PatientContext, number: int, site: Site, intent: str, ct_day: dt.date, treated: bool, quirks: set[str]
+    ctx: PatientContext,
+    number: int,
+    site: Site,
+    intent: str,
+    ct_day: dt.date,
+    treated: bool,
+    quirks: set[str],
 ) -> CourseScenario:
     rng = ctx.rng
     inst = ctx.institution

@@ -212,9 +212,7 @@ class Tube:
             *self.z_range,
         )
 
-    def _radial(
-        self, x: FloatArray, y: FloatArray, z: FloatArray
-    ) -> tuple[FloatArray, NDArray[np.bool_]]:
+    def _radial(self, x: FloatArray, y: FloatArray, z: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
         zc = np.clip(z, self.z[0], self.z[-1])
         cx = np.interp(zc, self.z, self.cx)
         cy = np.interp(zc, self.z, self.cy)

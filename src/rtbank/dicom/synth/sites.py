@@ -73,14 +73,17 @@ class Prescription:
 
 
 PRESCRIPTIONS: dict[tuple[str, str], tuple[Prescription, ...]] = {
-    ("head_neck", "CURATIVE"): (Prescription((66, 50), 33, "CURATIVE"), Prescription((68, 54), 34, "CURATIVE")),
+    ("head_neck", "CURATIVE"): (
+        Prescription((66, 50), 33, "CURATIVE"), Prescription((68, 54), 34, "CURATIVE"),
+    ),
     ("thorax", "CURATIVE"): (Prescription((60,), 30, "CURATIVE"), Prescription((66,), 33, "CURATIVE")),
     ("thorax", "PALLIATIVE"): (Prescription((39,), 13, "PALLIATIVE"), Prescription((30,), 10, "PALLIATIVE")),
     ("pelvis", "CURATIVE"): (Prescription((78,), 39, "CURATIVE"), Prescription((60,), 20, "CURATIVE")),
     ("brain", "PROPHYLACTIC"): (Prescription((25,), 10, "PROPHYLACTIC"),),
     ("brain", "PALLIATIVE"): (Prescription((20,), 5, "PALLIATIVE"), Prescription((30,), 10, "PALLIATIVE")),
     ("spine", "PALLIATIVE"): (
-        Prescription((8,), 1, "PALLIATIVE"), Prescription((20,), 5, "PALLIATIVE"), Prescription((30,), 10, "PALLIATIVE"),
+        Prescription((8,), 1, "PALLIATIVE"), Prescription((20,), 5, "PALLIATIVE"),
+        Prescription((30,), 10, "PALLIATIVE"),
     ),
 }  # fmt: skip
 

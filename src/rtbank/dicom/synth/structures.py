@@ -25,14 +25,33 @@ from rtbank.dicom.synth.sites import Site, Target
 STUDY_COMPONENT_CLASS = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management, as TPSs still write it
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "External": (0, 255, 0), "SpinalCord": (255, 255, 0), "Brainstem": (255, 128, 0), "Brain": (255, 200, 150),
-    "Parotid_L": (0, 128, 255), "Parotid_R": (0, 200, 255), "OralCavity": (200, 100, 200), "Larynx": (150, 75, 0),
-    "Eye_L": (0, 255, 255), "Eye_R": (0, 255, 200), "Lens_L": (255, 0, 255), "Lens_R": (200, 0, 255),
-    "OpticChiasm": (128, 255, 0), "Lung_L": (0, 100, 255), "Lung_R": (100, 150, 255), "Heart": (255, 0, 0),
-    "Esophagus": (170, 100, 50), "Bladder": (255, 255, 100), "Rectum": (160, 80, 40), "Femur_Head_L": (200, 200, 0),
-    "Femur_Head_R": (200, 170, 0), "SeminalVesicles": (0, 160, 160), "GTV": (255, 0, 0), "CTV": (255, 128, 192),
-    "PTV": (0, 0, 255), "Insert": (128, 128, 255),
-}  # fmt: skip
+    "External": (0, 255, 0),
+    "SpinalCord": (255, 255, 0),
+    "Brainstem": (255, 128, 0),
+    "Brain": (255, 200, 150),
+    "Parotid_L": (0, 128, 255),
+    "Parotid_R": (0, 200, 255),
+    "OralCavity": (200, 100, 200),
+    "Larynx": (150, 75, 0),
+    "Eye_L": (0, 255, 255),
+    "Eye_R": (0, 255, 200),
+    "Lens_L": (255, 0, 255),
+    "Lens_R": (200, 0, 255),
+    "OpticChiasm": (128, 255, 0),
+    "Lung_L": (0, 100, 255),
+    "Lung_R": (100, 150, 255),
+    "Heart": (255, 0, 0),
+    "Esophagus": (170, 100, 50),
+    "Bladder": (255, 255, 100),
+    "Rectum": (160, 80, 40),
+    "Femur_Head_L": (200, 200, 0),
+    "Femur_Head_R": (200, 170, 0),
+    "SeminalVesicles": (0, 160, 160),
+    "GTV": (255, 0, 0),
+    "CTV": (255, 128, 192),
+    "PTV": (0, 0, 255),
+    "Insert": (128, 128, 255),
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +87,8 @@ def course_rois(
 ) -> list[RoiSpec]:
     """The ROIs of a course's structure set in the order the institution's template puts them.
 
-    Empty template ROIs come first for the ``danish`` style, last for ``tg263`` and anywhere for ``free_text``,
-    so "the first non-empty ROI" is not always the first ROI.
+    Empty template ROIs come first for the ``danish`` style, last for ``tg263`` and anywhere for
+    ``free_text``, so "the first non-empty ROI" is not always the first ROI.
     """
     drawn: list[tuple[str, str, str, Shape]] = []
     for standard in site.organs_at_risk:
@@ -125,16 +144,26 @@ def structure_set(
     ds.ReferencedFrameOfReferenceSequence = sequence([_referenced_frame(image)])
     for_uid = image.series.frame_of_reference_uid
     ds.StructureSetROISequence = sequence(
-        item(ROINumber=r.number, ReferencedFrameOfReferenceUID=for_uid, ROIName=r.name,
-             ROIGenerationAlgorithm="MANUAL" if r.roi_type != "EXTERNAL" else "AUTOMATIC")
+        item(
+            ROINumber=r.number,
+            ReferencedFrameOfReferenceUID=for_uid,
+            ROIName=r.name,
+            ROIGenerationAlgorithm="MANUAL" if r.roi_type != "EXTERNAL" else "AUTOMATIC",
+        )
         for r in rois
-    )  # fmt: skip
-    ds.ROIContourSequence = sequence(_roi_contour(r, image) for r in rois if r.empty_kind != "no_contour_item")
+    )
+    ds.ROIContourSequence = sequence(
+        _roi_contour(r, image) for r in rois if r.empty_kind != "no_contour_item"
+    )
     ds.RTROIObservationsSequence = sequence(
-        item(ObservationNumber=r.number, ReferencedROINumber=r.number, RTROIInterpretedType=r.roi_type,
-             ROIInterpreter="")
+        item(
+            ObservationNumber=r.number,
+            ReferencedROINumber=r.number,
+            RTROIInterpretedType=r.roi_type,
+            ROIInterpreter="",
+        )
         for r in rois
-    )  # fmt: skip
+    )
     ds.ApprovalStatus = "APPROVED"
     ds.ReviewDate = day
     ds.ReviewTime = time
@@ -160,7 +189,7 @@ def _roi_contour(roi: RoiSpec, image: ImageSeries) -> Dataset:
     if roi.shape is None:
         return entry
     tx, ty, tz = image.pose.translation
-    contours = []
+    contours: list[Dataset] = []
     for z in image.grid.zs:
         section = roi.shape.section(z - tz)
         if section is None or min(section.a, section.b) < 0.6:
@@ -171,7 +200,9 @@ def _roi_contour(roi: RoiSpec, image: ImageSeries) -> Dataset:
 
 
 def _contour(number: int, section: Ellipse, tx: float, ty: float, z: float, image: ImageSeries) -> Dataset:
-    perimeter = math.pi * (3 * (section.a + section.b) - math.sqrt((3 * section.a + section.b) * (section.a + 3 * section.b)))
+    perimeter = math.pi * (
+        3 * (section.a + section.b) - math.sqrt((3 * section.a + section.b) * (section.a + 3 * section.b))
+    )
     step = max(1.0, image.grid.pixel_mm)
     points = int(min(max(perimeter / step, 8), 256))
     polygon = section.polygon(points)

@@ -157,5 +157,7 @@ def _registration(ds: Dataset) -> _Registration:
     for study in studies:
         for series in study.get("ReferencedSeriesSequence", []):
             found.series.add(str(series.SeriesInstanceUID))
-            found.images.update(str(r.ReferencedSOPInstanceUID) for r in series.get("ReferencedInstanceSequence", []))
+            found.images.update(
+                str(r.ReferencedSOPInstanceUID) for r in series.get("ReferencedInstanceSequence", [])
+            )
     return found
