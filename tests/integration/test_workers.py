@@ -43,7 +43,9 @@ def test_two_workers_share_the_work_without_doing_any_row_twice(open_rtbank_env:
         "out = list(WorkItem.objects.filter(kind='ingest').values_list('state', 'attempts', 'payload'))"
     )
     assert len(rows) == 400
-    assert all(state == "done" and attempts == 1 for state, attempts, _ in rows)
+    assert all(state == "done" and attempts == 1 for state, attempts, _ in rows), [
+        (state, attempts, payload.get("last_error")) for state, attempts, payload in rows if state != "done" or attempts != 1
+    ][:5] + [env.log("worker-a")[-1500:], env.log("worker-b")[-1500:]]
     assert all(payload["outcome"] == "new" for *_, payload in rows)  # a second run would have found a duplicate
     heartbeats = env.query("from rtbank.work.models import WorkerHeartbeat\n"
                            "out = list(WorkerHeartbeat.objects.values_list('processed', flat=True))")

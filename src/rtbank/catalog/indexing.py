@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from django.db import transaction
 from pydicom.dataset import Dataset
 
 from rtbank.catalog.models import (
@@ -99,9 +100,9 @@ def file_object(ds: Dataset, keys: InstanceKeys, stored: StoredFile, source: Sou
     versions = list(Instance.objects.filter(sop_instance_uid=keys.sop_instance_uid).select_related("series__study__patient"))
     if any(v.content_sha256 == stored.content_sha256 for v in versions):
         return FilingResult(Filed.DUPLICATE, None, None, "identical object already stored")
-    issuer = keys.issuer_of_patient_id or source.institution_code or LOCAL_ISSUER
+    issuer = issuer_of(keys, source)
     current = next((v for v in versions if v.state == InstanceState.CURRENT), None)
-    conflict = _conflict(keys, issuer, source, current, cache)
+    conflict = _conflict(keys, issuer, source, current)
     if conflict:
         instance = _new_instance(keys, stored, source, None, InstanceState.QUARANTINED, len(versions) + 1,
                                  {"collision": conflict, "patient_issuer": issuer})
@@ -121,7 +122,35 @@ def file_object(ds: Dataset, keys: InstanceKeys, stored: StoredFile, source: Sou
     return FilingResult(outcome, instance, patient)
 
 
-def _conflict(keys: InstanceKeys, issuer: str, source: Source, current: Instance | None, cache: FilingCache) -> str:
+def issuer_of(keys: InstanceKeys, source: Source) -> str:
+    return keys.issuer_of_patient_id or source.institution_code or LOCAL_ISSUER
+
+
+def prepare_hierarchy(filings: list[tuple[InstanceKeys, Source]], cache: FilingCache) -> None:
+    """Create the patient/study/series rows of a batch up front, in key order, each in its own transaction.
+
+    Two workers that file objects of the same patients then take the unique-index locks in the same order
+    and hold them only for one short transaction: no deadlock. Objects headed for quarantine (a UID
+    already current for another institution or patient) get no rows.
+    """
+    uids = [k.sop_instance_uid for k, _ in filings]
+    current = {
+        i.sop_instance_uid: i
+        for i in Instance.objects.filter(sop_instance_uid__in=uids, state=InstanceState.CURRENT).select_related("series__study__patient")
+    }
+    wanted: dict[tuple[str, str, str, str], tuple[InstanceKeys, Source]] = {}
+    for keys, source in filings:
+        issuer = issuer_of(keys, source)
+        if _conflict(keys, issuer, source, current.get(keys.sop_instance_uid)):
+            continue
+        wanted.setdefault((issuer, keys.patient_id, keys.study_instance_uid, keys.series_instance_uid), (keys, source))
+    for key in sorted(wanted):
+        keys, source = wanted[key]
+        with transaction.atomic():
+            _hierarchy(keys, key[0], source, cache)
+
+
+def _conflict(keys: InstanceKeys, issuer: str, source: Source, current: Instance | None) -> str:
     if current is None:
         return ""
     if current.institution_id != source.institution_id:

@@ -23,6 +23,7 @@ def analyse_patient(item: WorkItem, batch: Batch) -> dict[str, Any]:
 
 
 def register() -> None:
-    register_kind(WorkKind(stages.INGEST, stages.ingest_item, batch_size=settings.WORK_BATCH, order=10))
+    register_kind(WorkKind(stages.INGEST, stages.ingest_item, batch_size=settings.WORK_BATCH, order=10,
+                           prepare=stages.prepare_ingest))
     register_kind(WorkKind(stages.ANALYSIS, analyse_patient, batch_size=8, order=20))
     register_poller(Poller("spool", stages.register_ready_files, every_s=0.2))

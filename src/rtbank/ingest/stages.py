@@ -12,16 +12,18 @@ import hashlib
 import io
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydicom
 from django.db import transaction
 from django.utils import timezone
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from rtbank.catalog.blobstore import LocalBlobStore, blob_store, make_key
-from rtbank.catalog.indexing import Filed, FilingCache, Source, StoredFile, file_object
+from rtbank.catalog.indexing import Filed, FilingCache, Source, StoredFile, file_object, prepare_hierarchy
 from rtbank.dicom.keys import InstanceKeys
 from rtbank.dicom.validate import RejectedDicom, check_part10_bytes, dataset_offset
 from rtbank.eventlog.models import Outcome
@@ -61,45 +63,82 @@ def register_ready_files(worker_id: str, limit: int = 5000) -> int:
     return len(names)
 
 
-def ingest_item(item: WorkItem, batch: Batch) -> dict[str, Any] | None:
-    """File one spool item. Raises :class:`PermanentError` for objects that can never be filed."""
+@dataclass
+class Parsed:
+    path: Path
+    data: bytes
+    ds: Dataset
+    keys: InstanceKeys
+    transfer_syntax_uid: str
+    source: Source
+
+
+def prepare_ingest(items: list[WorkItem], batch: Batch) -> None:
+    """Outside the batch transaction: read and parse every item, then create the hierarchy rows."""
+    parsed: dict[int, Parsed | Exception] = {}
+    for item in items:
+        try:
+            parsed[item.pk] = _parse(item, batch)
+        except Exception as exc:  # noqa: BLE001 - reported per item by the handler
+            parsed[item.pk] = exc
+    batch.data["parsed"] = parsed
+    cache: FilingCache = batch.data.setdefault("cache", FilingCache())
+    prepare_hierarchy([(p.keys, p.source) for p in parsed.values() if isinstance(p, Parsed)], cache)
+
+
+def _parse(item: WorkItem, batch: Batch) -> Parsed:
     dirs = spool.spool_dirs()
-    path = dirs.queued / item.key
     if not spool.ITEM_NAME.match(item.key):
         raise PermanentError(f"not a spool item name: {item.key!r}")
+    path = dirs.queued / item.key
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise PermanentError("spool file is gone (already filed, or removed by hand)") from None
-    store: LocalBlobStore = batch.data.setdefault("store", blob_store())
-    cache: FilingCache = batch.data.setdefault("cache", FilingCache())
     source = _source(item.payload, item.key, batch)
     try:
         summary = check_part10_bytes(data)
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         keys = InstanceKeys.from_dataset(ds)
     except (RejectedDicom, InvalidDicomError, ValueError, TypeError, RecursionError) as exc:
-        log_event("worker", "ingest_rejected", actor=source.actor, outcome=Outcome.REJECTED,
-                  object_type="spool", object_id=item.key, message=str(exc)[:500])
         raise PermanentError(f"cannot file this object: {exc}") from exc
+    return Parsed(path, data, ds, keys, summary.transfer_syntax_uid, source)
+
+
+def ingest_item(item: WorkItem, batch: Batch) -> dict[str, Any] | None:
+    """File one spool item (parsed by :func:`prepare_ingest`)."""
+    parsed = batch.data.get("parsed", {}).get(item.pk)
+    if parsed is None:  # run without prepare (e.g. a single item)
+        prepare_ingest([item], batch)
+        parsed = batch.data["parsed"][item.pk]
+    if isinstance(parsed, PermanentError):
+        log_event("worker", "ingest_rejected", outcome=Outcome.REJECTED, object_type="spool", object_id=item.key,
+                  message=str(parsed)[:500])
+        raise parsed
+    if isinstance(parsed, Exception):
+        raise parsed
+    store: LocalBlobStore = batch.data.setdefault("store", blob_store())
+    cache: FilingCache = batch.data.setdefault("cache", FilingCache())
+    data = parsed.data
     file_sha = hashlib.sha256(data).hexdigest()
     stored = StoredFile(
         blob_key=make_key(file_sha, timezone.now()),
         size=len(data),
         file_sha256=file_sha,
         content_sha256=hashlib.sha256(memoryview(data)[dataset_offset(data):]).hexdigest(),
-        transfer_syntax_uid=summary.transfer_syntax_uid,
+        transfer_syntax_uid=parsed.transfer_syntax_uid,
     )
-    result = file_object(ds, keys, stored, source, cache)
+    result = file_object(parsed.ds, parsed.keys, stored, parsed.source, cache)
     if result.outcome != Filed.DUPLICATE:
-        store.put_file(path, stored.blob_key)
+        store.put_file(parsed.path, stored.blob_key)
         _once(batch, "sync-blobs", lambda: batch.before_commit.append(store.sync))
+    path = parsed.path
     batch.after_commit.append(lambda: path.unlink(missing_ok=True))
     _once(batch, "finish", lambda: batch.before_commit.append(lambda: _finish_batch(batch)))
     if result.patient is not None:
         # C-STORE in is an access to patient data: one access-log row per (source, patient) per batch.
         access: dict[tuple[str, str, int], int] = batch.data.setdefault("access", {})
-        key = (source.actor, spool.source_of(item.key), result.patient.pk)
+        key = (parsed.source.actor, spool.source_of(item.key), result.patient.pk)
         access[key] = access.get(key, 0) + 1
     return {"outcome": result.outcome.value, "instance": result.instance.pk if result.instance else None}
 

@@ -13,6 +13,10 @@ from typing import Any
 from rtbank.work.models import WorkItem
 
 
+class LeaseLost(Exception):
+    """Another worker took the row (our lease expired): our work on it must be rolled back."""
+
+
 class PermanentError(Exception):
     """Retrying cannot help (bad input): the row fails at once, with this message."""
 
@@ -28,6 +32,9 @@ class Batch:
 
 
 Handler = Callable[[WorkItem, Batch], dict[str, Any] | None]
+# Runs before the batch transaction opens: read files, and create shared rows (e.g. patients) in a fixed
+# order in short transactions of their own, so two workers never deadlock on them.
+Prepare = Callable[[list[WorkItem], Batch], None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class WorkKind:
     handler: Handler
     batch_size: int = 1
     lease_s: int | None = None
+    prepare: Prepare | None = None
     order: int = 100  # lower runs first when several kinds have work
 
 

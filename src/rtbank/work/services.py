@@ -96,6 +96,26 @@ def claim(kinds: list[str], worker_id: str, limit: int, lease_s: int | None = No
         return claimed
 
 
+def renew_leases(worker_id: str, lease_s: int | None = None) -> int:
+    """Extend the leases of the rows ``worker_id`` is running, so long batches are not taken away.
+
+    Rows already updated inside the worker's open batch transaction are locked by it; on PostgreSQL they
+    are skipped (SKIP LOCKED) rather than waited for. SQLite has one writer: while a batch runs nobody can
+    claim, so there is nothing to renew there.
+    """
+    if connection.vendor != "postgresql":
+        return 0
+    until = timezone.now() + dt.timedelta(seconds=lease_s or settings.WORK_LEASE_S)
+    table = WorkItem._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET lease_until = %s WHERE id IN ("  # noqa: S608 - table name from the model
+            f"SELECT id FROM {table} WHERE claimed_by = %s AND state = %s FOR UPDATE SKIP LOCKED)",
+            [until, worker_id, WorkState.IN_PROGRESS],
+        )
+        return cursor.rowcount
+
+
 def complete(item: WorkItem, worker_id: str, *, result: dict[str, Any] | None = None) -> bool:
     """Mark ``item`` done (or pending again when ``rerun`` was requested). False if the lease was lost."""
     now = timezone.now()
@@ -133,6 +153,14 @@ def _finish_failed(item: WorkItem, error: str) -> None:
         state=WorkState.FAILED, claimed_by="", lease_until=None, last_error=error, attempts=item.attempts
     )
     item.state = WorkState.FAILED
+
+
+def release(items: list[WorkItem], worker_id: str, delay_s: float = 1.0) -> int:
+    """Give rows back after a batch failed as a whole (e.g. a database deadlock): pending again, soon."""
+    return WorkItem.objects.filter(pk__in=[i.pk for i in items], claimed_by=worker_id, state=WorkState.IN_PROGRESS).update(
+        state=WorkState.PENDING, claimed_by="", lease_until=None,
+        not_before=timezone.now() + dt.timedelta(seconds=delay_s * random.uniform(0.5, 1.5)),
+    )
 
 
 def resubmit(item_id: int) -> bool:

@@ -10,12 +10,13 @@ import threading
 import time
 import uuid
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from rtbank.work import services
 from rtbank.work.models import WorkerHeartbeat
-from rtbank.work.registry import KINDS, POLLERS, Batch, PermanentError, WorkKind
+from rtbank.work.registry import KINDS, POLLERS, Batch, LeaseLost, PermanentError, WorkKind
 
 logger = logging.getLogger("rtbank.worker")
 HEARTBEAT_S = 5.0
@@ -39,6 +40,7 @@ class Worker:
     def run(self, *, until_idle: bool = False) -> int:
         """Loop until stopped (or, with ``until_idle``, until no work is left). Returns rows processed."""
         logger.info("worker %s started: %s", self.id, ", ".join(k.name for k in self.kinds))
+        threading.Thread(target=self._renew_leases, name="lease-renewal", daemon=True).start()
         while not self.stop.is_set():
             close_old_connections()
             try:
@@ -68,12 +70,32 @@ class Worker:
 
     def _run_batch(self, kind: WorkKind, items: list) -> None:
         batch = Batch(worker_id=self.id)
+        try:
+            if kind.prepare:
+                kind.prepare(items, batch)
+            self._run_in_transaction(kind, items, batch)
+        except DatabaseError:
+            # The batch is rolled back as a whole; hand the rows back instead of keeping (and renewing)
+            # their leases, so this or another worker retries them at once.
+            services.release(items, self.id)
+            raise
+        for hook in batch.after_commit:
+            try:
+                hook()
+            except OSError as exc:
+                logger.warning("after-commit clean-up failed (will be retried by the janitor): %s", exc)
+        self.processed += len(items)
+
+    def _run_in_transaction(self, kind: WorkKind, items: list, batch: Batch) -> None:
         with transaction.atomic():
             for item in items:
                 try:
                     with transaction.atomic():
                         result = kind.handler(item, batch)
-                        services.complete(item, self.id, result=result)
+                        if not services.complete(item, self.id, result=result):
+                            raise LeaseLost(item.pk)
+                except LeaseLost:
+                    logger.warning("%s %s: lease lost to another worker; rolled back", kind.name, item.key)
                 except PermanentError as exc:
                     services.fail(item, self.id, str(exc), retry=False)
                 except DatabaseError:
@@ -83,12 +105,16 @@ class Worker:
                     services.fail(item, self.id, f"{type(exc).__name__}: {exc}")
             for hook in batch.before_commit:
                 hook()
-        for hook in batch.after_commit:
+
+    def _renew_leases(self) -> None:
+        interval = max(0.5, settings.WORK_LEASE_S / 3)
+        while not self.stop.wait(interval):
             try:
-                hook()
-            except OSError as exc:
-                logger.warning("after-commit clean-up failed (will be retried by the janitor): %s", exc)
-        self.processed += len(items)
+                services.renew_leases(self.id)
+            except DatabaseError as exc:
+                logger.warning("could not renew leases: %s", exc)
+            finally:
+                close_old_connections()
 
     def _run_pollers(self) -> None:
         now = time.monotonic()
