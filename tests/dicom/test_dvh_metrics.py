@@ -79,10 +79,11 @@ def test_dose_and_volume_are_exact_inverses_on_a_uniform_distribution() -> None:
 
 def test_dx_never_falls_to_zero_while_the_roi_has_volume() -> None:
     # one cold sample holding 3 % of the volume, the rest at 60 Gy: D99% is the cold dose, not 0 Gy
+    # (D is read from a table of 65,537 dose levels: exact to range / 65,536 = 0.3 mGy here)
     hist = DoseVolumeHistogram.from_samples(np.array([42.0, 60.0]), np.array([30.0, 970.0]))
-    assert hist.dose_at_volume_pct(99) == pytest.approx(42.0)
-    assert hist.dose_at_volume_pct(95) == pytest.approx(60.0)
-    assert hist.dose_at_volume_pct(100) == pytest.approx(42.0)
+    assert hist.dose_at_volume_pct(99) == pytest.approx(42.0, abs=3e-4)
+    assert hist.dose_at_volume_pct(95) == pytest.approx(60.0, abs=3e-4)
+    assert hist.dose_at_volume_pct(100) == pytest.approx(42.0, abs=3e-4)
     assert hist.min_gy == 42.0 and hist.max_gy == 60.0
 
 

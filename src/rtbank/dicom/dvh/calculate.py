@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -194,7 +195,7 @@ def report(
     fractions: int | None = None,
     alpha_beta: Mapping[str, float] | None = None,
     digits: int = 4,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """One ROI's result as plain data (the ``rtbank dvh --json`` object).
 
     Keys: ``roi``, ``number``, ``type``, ``volume_cc``, ``covered_volume_cc``, ``metrics`` (by canonical

@@ -22,6 +22,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------- the work
-def _compute(args: argparse.Namespace) -> list[dict[str, object]]:
+def _compute(args: argparse.Namespace) -> list[dict[str, Any]]:
     specs = _metrics(args.metrics)
     alpha_beta = _alpha_beta(args.alpha_beta)
     structure_set = StructureSet.from_dataset(_read(args.rtstruct, "RTSTRUCT"))
@@ -136,7 +137,7 @@ def _compute(args: argparse.Namespace) -> list[dict[str, object]]:
     for roi in _select(structure_set, args.roi):
         result = dvh_for_roi(structure_set, roi, grid)
         row = report(result, grid, specs, fractions=fractions, alpha_beta=alpha_beta)
-        row["flags"] = [*row["flags"], *dose_flags]  # type: ignore[misc]
+        row["flags"] = [*row["flags"], *dose_flags]
         if args.curve:
             row["curve"] = result.histogram.curve().to_dict()
         rows.append(row)
@@ -207,9 +208,9 @@ def _dose_flags(grids: Sequence[DoseGrid], plan: Dataset | None, fractions: int 
 
 
 # --------------------------------------------------------------------- output
-def to_csv(rows: Sequence[dict[str, object]]) -> str:
+def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     """CSV text, one row per ROI; cells that a spreadsheet would run as a formula are neutralised."""
-    metric_names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))  # type: ignore[attr-defined]
+    metric_names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))
     header = ["roi", "number", "type", "volume_cc", "covered_volume_cc", *metric_names, "flags"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -225,7 +226,7 @@ def to_csv(rows: Sequence[dict[str, object]]) -> str:
             row["covered_volume_cc"],
             *(metrics.get(name) for name in metric_names),
             ";".join(row["flags"]),
-        ]  # type: ignore[arg-type]
+        ]
         writer.writerow([safe_cell(v) for v in values])
     return buffer.getvalue()
 
@@ -239,12 +240,12 @@ def safe_cell(value: object) -> str:
     return text
 
 
-def _print_table(rows: Sequence[dict[str, object]]) -> None:
+def _print_table(rows: Sequence[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    metric_names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))  # type: ignore[attr-defined]
+    metric_names = list(dict.fromkeys(name for row in rows for name in row["metrics"]))
     table = Table(title="DVH metrics", title_justify="left")
     headers = [
         "Volume [cc]",
@@ -264,22 +265,22 @@ def _print_table(rows: Sequence[dict[str, object]]) -> None:
             _format(row["covered_volume_cc"], "cc"),
             *(_format(metrics.get(n), _unit(n)) for n in metric_names),
             escape(", ".join(row["flags"])),
-        )  # type: ignore[arg-type]
+        )
     width = None if sys.stdout.isatty() else 60 + 14 * (len(metric_names) + 3)
     console = Console(width=width, highlight=False)
     console.print(table)
     if rows:
-        console.print(escape("Dose: " + "; ".join(rows[0]["dose_steps"])), soft_wrap=True)  # type: ignore[arg-type]
+        console.print(escape("Dose: " + "; ".join(rows[0]["dose_steps"])), soft_wrap=True)
 
 
 def _unit(name: str) -> str:
     return "%" if name.endswith("[%]") else "cc" if name.endswith("[cc]") else "Gy"
 
 
-def _format(value: object, unit: str) -> str:
+def _format(value: float | None, unit: str) -> str:
     if value is None:
         return "–"
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     if unit == "cc":
         return f"{number:.3f}" if abs(number) < 100 else f"{number:.1f}"
     return f"{number:.2f}" if unit == "Gy" else f"{number:.1f}"

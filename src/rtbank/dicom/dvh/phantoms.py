@@ -28,7 +28,7 @@ import numpy as np
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from scipy import integrate, optimize
 
 Axis = Literal["x", "y", "z"]
@@ -253,9 +253,9 @@ def _cross_section(solid: Solid, dz: float) -> np.ndarray | None:
         return _circle(radius) if radius > 1e-9 else None
     # axis in the plane (x or y): a rectangle (cylinder) or a region bounded by a hyperbola (cone)
     if solid.kind == "cylinder":
-        w = math.sqrt(max(r * r - dz * dz, 0.0))
+        half_width = math.sqrt(max(r * r - dz * dz, 0.0))
         along = np.array([-h / 2, h / 2, h / 2, -h / 2])
-        across = np.array([-w, -w, w, w])
+        across = np.array([-1, -1, 1, 1]) * half_width
     else:
         s_min = h * abs(dz) / r  # distance from the apex where the cone reaches this plane
         s = s_min + (h - s_min) * (1 - np.cos(np.linspace(0, math.pi / 2, 200)))
@@ -398,9 +398,10 @@ def linear_dose_dataset(
 def _base(sop_class: str, modality: str) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
+    uid = generate_uid()
+    ds.SOPInstanceUID = uid
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID = sop_class
     ds.Modality = modality

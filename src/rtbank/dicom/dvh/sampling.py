@@ -36,7 +36,7 @@ import numpy as np
 from rtbank.dicom.contours import ContourPlane, Slab, polygon_area
 from rtbank.dicom.dosegrid import DoseGrid
 
-DEFAULT_TARGET_SAMPLES = 100_000
+DEFAULT_TARGET_SAMPLES = 50_000
 MIN_STEP_MM = 0.1
 SCANLINES = 4  # per lattice row; even, so none lies on a lattice row or a cell border
 _TRUSTED_CELLS = 16.0  # a plane smaller than this many cells is normalised to its polygon area
@@ -118,7 +118,8 @@ def sample_slabs(slabs: Sequence[Slab], grid: DoseGrid, resolution: Resolution |
     dose, weight, spread = (_join([getattr(p, k) for p in parts]) for k in ("dose", "weight", "spread"))
     covered = ~np.isnan(dose)
     uncovered = sum(p.uncovered_mm3 for p in parts) + float(weight[~covered].sum())
-    edge = _join([p.boundary for p in parts])
+    vertices = [p.boundary for p in parts if len(p.boundary)]
+    edge = grid.dose_at(np.concatenate(vertices)) if vertices else np.zeros(0)
     edge = edge[~np.isnan(edge)]
     extremes = (float(edge.min()), float(edge.max())) if len(edge) else None
     notes = tuple(p.note for p in parts if p.note)
@@ -137,7 +138,7 @@ def _divide(spacing: float, step: float) -> float:
         return step
     if step >= 2 * spacing:
         return spacing * math.floor(step / spacing)
-    return spacing / max(1, math.ceil(spacing / step - 1e-9))
+    return spacing / max(1, round(spacing / step))
 
 
 class _SlabSamples(NamedTuple):
@@ -146,7 +147,7 @@ class _SlabSamples(NamedTuple):
     spread: np.ndarray
     uncovered_mm3: float = 0.0
     note: str = ""
-    boundary: np.ndarray = np.zeros(0)
+    boundary: np.ndarray = np.zeros((0, 3))  # contour vertices on the slab's faces (x, y, z mm)
 
 
 def _sample_slab(slab: Slab, grid: DoseGrid, res: Resolution) -> _SlabSamples:
@@ -164,7 +165,7 @@ def _sample_slab(slab: Slab, grid: DoseGrid, res: Resolution) -> _SlabSamples:
     sub = (z1 - z0) / n_sub
     faces = z0 + np.arange(n_sub + 1) * sub
     xy = np.concatenate(polygons)
-    boundary = grid.dose_at(np.concatenate([np.column_stack([xy, np.full(len(xy), z)]) for z in (z0, z1)]))
+    boundary = np.concatenate([np.column_stack([xy, np.full(len(xy), z)]) for z in (z0, z1)])
     ox, oy, dx, dy = float(grid.x_mm[0]), float(grid.y_mm[0]), res.step_x_mm, res.step_y_mm
     cells = row_coverage(polygons, ox, dx, oy, dy)
     sampled = float(cells.fraction.sum()) * dx * dy
@@ -272,23 +273,20 @@ def row_coverage(polygons: Sequence[np.ndarray], ox: float, dx: float, oy: float
     start = np.concatenate(polygons)
     end = np.concatenate([np.roll(p, -1, axis=0) for p in polygons])
     shifts = (np.arange(SCANLINES) + 0.5) / SCANLINES - 0.5
-    scans = [_intervals(start, end, ox, dx, oy + shift * dy, dy) for shift in shifts]
-    found = [sc for sc in scans if len(sc[0])]
-    if not found:
+    # all scanlines at once: scanline q lies at oy + shifts[0]·dy + q·dy/SCANLINES, in row q // SCANLINES
+    scanline, a, b = _intervals(start, end, ox, dx, oy + shifts[0] * dy, dy / SCANLINES)
+    if len(scanline) == 0:
         return empty
-    r0 = int(min(sc[0].min() for sc in found))
-    c0 = int(min(np.floor(sc[1]).min() for sc in found))
-    shape = (
-        int(max(sc[0].max() for sc in found)) - r0 + 1,
-        int(max(np.floor(sc[2]).max() for sc in found)) - c0 + 2,
-    )
-    frac, moment_x, moment_y, lines = (np.zeros(shape) for _ in range(4))
-    for shift, (rows, a, b) in zip(shifts, scans, strict=True):
-        line = np.zeros(shape)
-        _add_intervals(line, moment_x, rows - r0, a - c0, b - c0)
-        frac += line
-        moment_y += shift * line
-        lines += line > 1e-9
+    row = np.floor_divide(scanline, SCANLINES)
+    r0, c0 = int(row.min()), int(np.floor(a).min())
+    rows, cols = int(row.max()) - r0 + 1, int(np.floor(b).max()) - c0 + 2
+    line, moment = np.zeros((rows * SCANLINES, cols)), np.zeros((rows * SCANLINES, cols))
+    _add_intervals(line, moment, scanline - r0 * SCANLINES, a - c0, b - c0)
+    per_line = line.reshape(rows, SCANLINES, cols)
+    frac = per_line.sum(axis=1)
+    moment_x = moment.reshape(rows, SCANLINES, cols).sum(axis=1)
+    moment_y = np.einsum("s,rsc->rc", shifts, per_line)
+    lines = np.count_nonzero(per_line > 1e-9, axis=1)
     hit_r, hit_c = np.nonzero(frac > 1e-9)
     t = frac[hit_r, hit_c]
     offset_x = np.clip(moment_x[hit_r, hit_c] / t, -0.5, 0.5)
