@@ -168,7 +168,8 @@ class DoseGrid:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Array shape ``(nz, ny, nx)``."""
-        return tuple(self.dose_gy.shape)  # type: ignore[return-value]
+        nz, ny, nx = self.dose_gy.shape
+        return nz, ny, nx
 
     @property
     def spacing_mm(self) -> tuple[float, float, float | None]:
