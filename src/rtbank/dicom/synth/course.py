@@ -328,9 +328,9 @@ def _boost(out: PatientArchive, planning: Planning, course: CourseScenario, main
     inner = next(t for t in planning.targets if t.kind in {"GTV", "CTV"})
     label = f"{main.spec.label[:11]}_bst"
     shape = moved(inner.shape.grown(4), planning.pose)
-    spec = _plan_spec(planning, course, label, _ptv_levels(planning)[:1], fractions, [shape])
+    spec = _plan_spec(planning, course, label, [(_ptv_levels(planning)[0][0], gy)], fractions, [shape])
     spec = _with_machine_mlc(out, spec)
-    day = course.plan_day + dt.timedelta(days=7)
+    day = course.plan_day + dt.timedelta(days=1)
     series = ctx.new_series(
         planning.rt_study,
         "RTPLAN",

@@ -247,12 +247,17 @@ def personal_anatomy(rng: random.Random) -> Anatomy:
 
 
 def qa_phantom() -> Anatomy:
-    """A cylindrical water phantom with a dense detector insert (verification and machine QA plans)."""
+    """A cylindrical water phantom with a dense insert holding an ion chamber, and two alignment markers
+    (verification and machine QA plans)."""
     body = Tube((-150.0, 150.0), (0.0, 0.0), (0.0, 0.0), (130.0, 130.0), (130.0, 130.0))
     insert = Tube((-60.0, 60.0), (0.0, 0.0), (0.0, 0.0), (25.0, 25.0), (25.0, 25.0))
+    chamber = Tube((-12.0, 12.0), (0.0, 0.0), (0.0, 0.0), (3.5, 3.5), (3.5, 3.5))
     return Anatomy(
         (
             Organ("External", body, 0, 300, 1.0, "EXTERNAL"),
             Organ("Insert", insert, 250, 100, 1.0, "CONTROL"),
+            Organ("Chamber", chamber, -1000, 0, 0.0, "CAVITY"),
+            Organ("Marker_Ant", _sphere(0, -126, 0, 4), 1500, 0, 0.0, "CONTROL"),
+            Organ("Marker_Lt", _sphere(126, 0, 0, 4), 1500, 0, 0.0, "CONTROL"),
         )
     )

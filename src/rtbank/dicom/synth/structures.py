@@ -17,7 +17,7 @@ from rtbank.dicom import sop
 from rtbank.dicom.synth.common import base_dataset, ds_text, item, reference, sequence
 from rtbank.dicom.synth.context import Generated, PatientContext, Series
 from rtbank.dicom.synth.images import ImageSeries
-from rtbank.dicom.synth.naming import roi_name, standard_roi_name
+from rtbank.dicom.synth.naming import ROI_STYLES, roi_name, standard_roi_name
 from rtbank.dicom.synth.phantom import Anatomy
 from rtbank.dicom.synth.shapes import Ellipse, Shape
 from rtbank.dicom.synth.sites import Site, Target
@@ -107,7 +107,13 @@ def course_rois(
 
 def phantom_rois(anatomy: Anatomy, style: str, rng: random.Random) -> list[RoiSpec]:
     order: list[tuple[str, str, str, Shape | None]] = [
-        (roi_name(style, o.standard, rng), o.standard, o.roi_type or "ORGAN", o.shape) for o in anatomy.organs
+        (
+            roi_name(style, o.standard, rng) if o.standard in ROI_STYLES[style] else o.standard,
+            o.standard,
+            o.roi_type or "ORGAN",
+            o.shape,
+        )
+        for o in anatomy.organs
     ]
     return _numbered(order, rng)
 
