@@ -94,11 +94,13 @@ def test_it_rejects_an_offset_vector_that_is_neither_relative_nor_absolute() -> 
         DoseGrid.from_dataset(ds)
 
 
-def test_it_rejects_relative_dose_units() -> None:
+def test_it_rejects_relative_dose_units_unless_asked_for_display() -> None:
     ds = dose_dataset(_field(), X, Y, Z, FOR_UID)
     ds.DoseUnits = "RELATIVE"
     with pytest.raises(ValueError, match="only GY doses"):
         DoseGrid.from_dataset(ds)
+    assert DoseGrid.from_dataset(ds, allow_relative=True).units == "RELATIVE"
+    assert _grid().units == "GY" and _grid().summation_type == "PLAN"
 
 
 def test_it_defines_the_dose_to_the_outer_half_voxel_and_nowhere_beyond() -> None:

@@ -50,6 +50,8 @@ class DoseGrid:
         The Frame of Reference the positions refer to ("" when the file had none).
     summation_type : str
         Dose Summation Type (``PLAN``, ``BEAM``, ``FRACTION``, …) of the dose held now.
+    units : str
+        Dose Units: ``GY`` (``RELATIVE`` only when read with ``allow_relative``).
     dose_type : str
         ``PHYSICAL``, ``EFFECTIVE`` (RBE-weighted) or ``ERROR``.
     history : tuple of str
@@ -70,6 +72,7 @@ class DoseGrid:
     z_mm: np.ndarray
     frame_of_reference_uid: str = ""
     summation_type: str = "PLAN"
+    units: str = "GY"
     dose_type: str = "PHYSICAL"
     history: tuple[str, ...] = ()
     referenced_plan_uid: str = ""
@@ -97,13 +100,16 @@ class DoseGrid:
 
     # ----------------------------------------------------------------- reading
     @classmethod
-    def from_dataset(cls, ds: Dataset) -> DoseGrid:
+    def from_dataset(cls, ds: Dataset, *, allow_relative: bool = False) -> DoseGrid:
         """Read an RT Dose dataset.
 
         Parameters
         ----------
         ds : pydicom.dataset.Dataset
             An RTDOSE with pixel data, Dose Grid Scaling and Dose Units ``GY``.
+        allow_relative : bool
+            Accept Dose Units ``RELATIVE`` too (isodose display); ``dose_gy`` then holds the relative
+            values and :attr:`units` says so. DVH metrics in Gy need ``GY``.
 
         Returns
         -------
@@ -120,7 +126,7 @@ class DoseGrid:
         if "PixelData" not in ds:
             raise ValueError(f"RTDOSE {uid} has no pixel data (a DVH-only RT Dose?)")
         units = str(ds.get("DoseUnits", "")).upper()
-        if units != "GY":
+        if units != "GY" and not (allow_relative and units == "RELATIVE"):
             raise ValueError(f"RTDOSE {uid}: Dose Units {units or 'missing'!r}; only GY doses can be used")
         row_cos, col_cos = _axial_cosines(ds, uid)
         spacing = [float(v) for v in ds.PixelSpacing]  # [between rows, between columns]
@@ -152,6 +158,7 @@ class DoseGrid:
             z_mm=z,
             frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
             summation_type=str(ds.get("DoseSummationType", "PLAN")).upper(),
+            units=units,
             dose_type=str(ds.get("DoseType", "PHYSICAL")).upper(),
             history=(
                 f"RTDOSE {uid} ({str(ds.get('DoseSummationType', 'PLAN')).upper()}, "

@@ -101,13 +101,15 @@ class RoiDvh:
 
 
 def check_frame_of_reference(structure_set: StructureSet, grid: DoseGrid) -> None:
-    """Refuse a dose that is not in the structure set's Frame of Reference.
+    """Refuse a dose that is not in the structure set's Frame of Reference (or not in Gy).
 
     Raises
     ------
     ValueError
         Naming both Frames of Reference, when both are known and differ.
     """
+    if grid.units != "GY":
+        raise ValueError(f"RTDOSE {grid.sop_instance_uid}: Dose Units {grid.units}; DVH metrics need GY")
     ours = set(structure_set.frame_of_reference_uids)
     if grid.frame_of_reference_uid and ours and grid.frame_of_reference_uid not in ours:
         raise ValueError(
