@@ -32,14 +32,14 @@ def client_for(user: User | None) -> Client:
 
 
 def test_anonymous_users_are_sent_to_login(loaded: Patient) -> None:
-    for url in ("/", "/patients/", f"/patients/{loaded.pk}/"):
+    for url in ("/", "/inbox/", f"/inbox/patients/{loaded.pk}/"):
         response = client_for(None).get(url)
         assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
-def test_a_site_admin_sees_the_patient_with_its_references(loaded: Patient) -> None:
+def test_a_site_admin_sees_an_unassigned_patient_with_its_references(loaded: Patient) -> None:
     admin = User.objects.create_superuser("admin", "", "a-long-password-1")
-    response = client_for(admin).get(f"/patients/{loaded.pk}/")
+    response = client_for(admin).get(f"/inbox/patients/{loaded.pk}/")
     html = response.content.decode()
     assert response.status_code == 200
     assert "imrt 4" in html and "28 ROIs" in html
@@ -50,8 +50,8 @@ def test_a_site_admin_sees_the_patient_with_its_references(loaded: Patient) -> N
 def test_a_user_without_rights_gets_404_and_the_attempt_is_logged(loaded: Patient) -> None:
     user = User.objects.create_user("someone", "", "a-long-password-1")
     client = client_for(user)
-    assert client.get(f"/patients/{loaded.pk}/").status_code == 404
-    assert "brain" not in client.get("/patients/").content.decode()
+    assert client.get(f"/inbox/patients/{loaded.pk}/").status_code == 404
+    assert "brain" not in client.get("/inbox/").content.decode()
     assert AccessLog.objects.filter(user=user, action="view_patient", outcome="not_found").count() == 1
 
 
@@ -66,7 +66,7 @@ def test_hostile_names_are_rendered_as_text(tmp_path) -> None:
     run_until_idle()
     admin = User.objects.create_superuser("admin", "", "a-long-password-1")
     patient = Patient.objects.get()
-    html = client_for(admin).get(f"/patients/{patient.pk}/").content.decode()
+    html = client_for(admin).get(f"/inbox/patients/{patient.pk}/").content.decode()
     assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
     assert "<img src=x" not in html
 

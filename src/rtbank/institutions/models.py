@@ -74,3 +74,34 @@ class Node(models.Model):
             return ipaddress.ip_address(address) in ipaddress.ip_network(self.host, strict=False)
         except ValueError:
             return False
+
+
+class InstitutionRole(models.TextChoices):
+    DATA_MANAGER = "data_manager", "data manager (sees and routes the institution's inbox)"
+    UPLOADER = "uploader", "uploader (web upload for the institution)"
+
+
+class NotifyMode(models.TextChoices):
+    IMMEDIATE = "immediate", "immediately"
+    DIGEST = "digest", "daily digest"
+    OFF = "off", "never"
+
+
+class UserProfile(models.Model):
+    """What rtbank knows of a person beyond Django's user: institution, institution roles, notifications.
+
+    Site staff belong to no institution. Site admins are Django superusers.
+    """
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="profile")
+    institution = models.ForeignKey(Institution, null=True, blank=True, on_delete=models.PROTECT, related_name="people")
+    roles = models.JSONField(default=list, blank=True, help_text="subset of data_manager, uploader")
+    phone = models.CharField(max_length=32, blank=True, help_text="for SMS notifications (E.164)")
+    notify_mode = models.CharField(max_length=16, choices=NotifyMode.choices, default=NotifyMode.IMMEDIATE)
+    notify_sms = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"profile of user #{self.user_id}"
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles

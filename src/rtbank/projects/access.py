@@ -1,75 +1,190 @@
 """The one access helper: every read of patient data by a person goes through here.
 
-It answers, for a user and an object, whether they may see it and in what role, and records the read
-(or the refusal) in the access log. Views never query patient data directly; they ask this module for
-querysets and objects. Outsiders get 404 (the object's existence is not revealed), users who know of the
-object but lack the permission get 403.
+For a user and any object (project, subject, patient, instance, plan, ROI, DVH) it decides whether and in
+what role they may see it, and writes the read — or the refusal — to the access log. Views, API calls and
+exports never query patient data directly; they ask an :class:`Access` for querysets and objects.
+
+The rules (brief, "Contracts"):
+
+* permissions come only from live grants: not expired, on a project that is renewed and not archived;
+* an instance belongs to a project when its patient is a whole-patient subject of the project, or it is a
+  member of the plan bundle of a plan assigned to the project;
+* outsiders (no live grant on any project holding the object) get 404, people with some grant there but
+  not the permission asked for get 403;
+* site admins see the unassigned inbox (to route data) and project data only through their own grants.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 
-from rtbank.catalog.models import Instance, InstanceState, Patient
-from rtbank.projects.models import AccessLog
+from rtbank.catalog.models import Instance, InstanceState, Patient, PlanBundleMember
+from rtbank.projects.models import AccessLog, Grant, Permission, Project, ProjectStatus, ProjectSubject
+
+ALLOWED, DENIED, NOT_FOUND = "allowed", "denied", "not_found"
 
 
-def is_site_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
-    return bool(user.is_authenticated and user.is_active and getattr(user, "is_superuser", False))
+def is_site_admin(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_superuser)
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """A person looking at data, with the request context the access log needs."""
+def today() -> dt.date:
+    return dt.date.today()
+
+
+def live_grants(user: Any, on: dt.date | None = None) -> QuerySet[Grant]:
+    """Grants that give something today: unexpired, on a renewed project that is not archived."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Grant.objects.none()
+    day = on or today()
+    return Grant.objects.filter(user=user, expires_on__gte=day, project__renew_by__gte=day).exclude(
+        project__status=ProjectStatus.ARCHIVED
+    )
+
+
+@dataclass
+class Access:
+    """Access decisions for one user (one per request; grants are read once and cached)."""
 
     user: Any
     remote_addr: str = ""
+    _perms: dict[int, set[str]] | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, request: HttpRequest) -> Viewer:
-        return cls(request.user, request.META.get("REMOTE_ADDR", ""))
+    def of(cls, request: HttpRequest) -> Access:
+        cached = getattr(request, "_rtbank_access", None)
+        if cached is None:
+            cached = cls(request.user, request.META.get("REMOTE_ADDR", ""))
+            request._rtbank_access = cached  # type: ignore[attr-defined]
+        return cached
+
+    # --- permissions ---------------------------------------------------------------------------------
+    @property
+    def permissions(self) -> dict[int, set[str]]:
+        """Project id → live permission names."""
+        if self._perms is None:
+            perms: dict[int, set[str]] = {}
+            for project_id, permission in live_grants(self.user).values_list("project_id", "permission"):
+                perms.setdefault(project_id, set()).add(permission)
+            self._perms = perms
+        return self._perms
 
     @property
     def label(self) -> str:
-        return self.user.get_username() if self.user.is_authenticated else "anonymous"
+        return self.user.get_username() if self.user is not None and self.user.is_authenticated else "anonymous"
+
+    @property
+    def site_admin(self) -> bool:
+        return is_site_admin(self.user)
+
+    def has(self, project: Project | int, permission: str) -> bool:
+        project_id = project if isinstance(project, int) else project.pk
+        return permission in self.permissions.get(project_id, set())
+
+    def projects(self, permission: str | None = None) -> QuerySet[Project]:
+        """Projects where the user holds ``permission`` (any live grant when ``None``)."""
+        ids = [pid for pid, perms in self.permissions.items() if permission is None or permission in perms]
+        return Project.objects.filter(pk__in=ids)
+
+    def project(self, code: str, permission: str, action: str) -> Project:
+        """The project ``code`` if the user holds ``permission`` there: else 404 (outsider) or 403."""
+        project = Project.objects.filter(code=code).first()
+        if project is None or project.pk not in self.permissions:
+            self.record(action, "project", code, NOT_FOUND, permission=permission)
+            raise Http404("no such project")
+        if not self.has(project, permission):
+            self.record(action, "project", code, DENIED, project=project, permission=permission)
+            raise PermissionDenied(f"you need the '{permission}' permission on {project.code}")
+        return project
+
+    # --- data in projects ----------------------------------------------------------------------------
+    def subjects(self, project: Project) -> QuerySet[ProjectSubject]:
+        """Subjects of a project the caller has already checked with :meth:`project`."""
+        return ProjectSubject.objects.filter(project=project)
+
+    def subject(self, project: Project, subject_id: str, action: str) -> ProjectSubject:
+        subject = ProjectSubject.objects.filter(project=project, subject_id=subject_id).select_related("patient").first()
+        self.record(action, "subject", subject.patient_id if subject else subject_id, ALLOWED if subject else NOT_FOUND,
+                    project=project, subject=subject_id)
+        if subject is None:
+            raise Http404("no such subject")
+        return subject
+
+    def instances(self, project: Project) -> QuerySet[Instance]:
+        """Current instances that belong to ``project`` (whole-patient subjects and plan bundles)."""
+        return instances_in(project)
+
+    def instance(self, uid: str, permission: str, action: str) -> tuple[Instance, list[Project]]:
+        """An instance (by SOP Instance UID) and the projects through which the user holds ``permission`` on it."""
+        instance = Instance.objects.filter(sop_instance_uid=uid, state=InstanceState.CURRENT).first()
+        holding = projects_holding(instance) if instance else []
+        known = [p for p in holding if p.pk in self.permissions]
+        allowed = [p for p in known if self.has(p, permission)]
+        if not known:
+            self.record(action, "instance", instance.pk if instance else uid, NOT_FOUND, permission=permission)
+            raise Http404("no such object")
+        if not allowed:
+            self.record(action, "instance", instance.pk, DENIED, project=known[0], permission=permission)
+            raise PermissionDenied(f"you need the '{permission}' permission on a project holding this object")
+        self.record(action, "instance", instance.pk, ALLOWED, project=allowed[0], permission=permission)
+        return instance, allowed
+
+    def patient_label(self, project: Project, subject: ProjectSubject) -> str:
+        """What identifies the patient to this user: the real Patient ID with ``identifiers``, else the subject ID."""
+        if self.has(project, Permission.IDENTIFIERS):
+            return subject.patient.patient_id
+        return subject.subject_id
+
+    def shows_identifiers(self, project: Project) -> bool:
+        return self.has(project, Permission.IDENTIFIERS)
+
+    # --- the unassigned inbox ------------------------------------------------------------------------
+    def inbox_patients(self) -> QuerySet[Patient]:
+        """Patients with data in no project, for site admins (all) and data managers (their institution)."""
+        unassigned = Patient.objects.exclude(Exists(ProjectSubject.objects.filter(patient=OuterRef("pk"))))
+        if self.site_admin:
+            return unassigned
+        profile = getattr(self.user, "profile", None) if self.user.is_authenticated else None
+        if profile and profile.institution_id and profile.has_role("data_manager"):
+            return unassigned.filter(institution_id=profile.institution_id)
+        return Patient.objects.none()
+
+    def inbox_patient(self, pk: int, action: str) -> Patient:
+        patient = self.inbox_patients().filter(pk=pk).first()
+        self.record(action, "patient", pk, ALLOWED if patient else NOT_FOUND)
+        if patient is None:
+            raise Http404("no such patient in your inbox")
+        return patient
+
+    # --- the access log ------------------------------------------------------------------------------
+    def record(self, action: str, object_type: str, object_id: object, outcome: str,
+               project: Project | None = None, **details: Any) -> None:
+        AccessLog.objects.create(
+            user=self.user if self.user is not None and self.user.is_authenticated else None,
+            actor=self.label, action=action[:32], object_type=object_type, object_id=str(object_id)[:100],
+            project=project, outcome=outcome, remote_addr=self.remote_addr, details=details,
+        )
 
 
-def visible_patients(viewer: Viewer) -> QuerySet[Patient]:
-    """Patients the viewer may list. Site admins see all (routing data); others none until projects."""
-    if is_site_admin(viewer.user):
-        return Patient.objects.all()
-    return Patient.objects.none()
+def instances_in(project: Project) -> QuerySet[Instance]:
+    """Current instances of ``project``: all data of whole-patient subjects, and assigned plans' bundles."""
+    whole = ProjectSubject.objects.filter(project=project, whole_patient=True, patient=OuterRef("series__study__patient"))
+    bundled = PlanBundleMember.objects.filter(member=OuterRef("pk"), plan__project_plans__subject__project=project)
+    assigned_plan = Q(project_plans__subject__project=project)
+    return Instance.objects.filter(state=InstanceState.CURRENT).filter(Exists(whole) | Exists(bundled) | assigned_plan).distinct()
 
 
-def patient_for(viewer: Viewer, pk: int, action: str) -> Patient:
-    """The patient ``pk`` if the viewer may see it (access-logged either way), else :class:`Http404`."""
-    patient = visible_patients(viewer).filter(pk=pk).first()
-    record(viewer, action, "patient", pk, "allowed" if patient else "not_found")
-    if patient is None:
-        raise Http404("no such patient")
-    return patient
+def projects_holding(instance: Instance) -> list[Project]:
+    """Every project that holds ``instance`` (whatever the viewer's grants)."""
+    patient_id = instance.series.study.patient_id if instance.series_id else None
+    whole = Q(subjects__whole_patient=True, subjects__patient_id=patient_id)
+    plans = Q(subjects__plans__plan__bundle_members__member=instance) | Q(subjects__plans__plan=instance)
+    return list(Project.objects.filter(whole | plans).distinct())
 
 
-def patient_instances(patient: Patient) -> QuerySet[Instance]:
-    return Instance.objects.filter(series__study__patient=patient, state=InstanceState.CURRENT)
-
-
-def record(viewer: Viewer, action: str, object_type: str, object_id: object, outcome: str,
-           project: Any = None, **details: Any) -> None:
-    """Write one access-log row."""
-    AccessLog.objects.create(
-        user=viewer.user if viewer.user.is_authenticated else None,
-        actor=viewer.label,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        project=project,
-        outcome=outcome,
-        remote_addr=viewer.remote_addr,
-        details=details,
-    )

@@ -1,9 +1,144 @@
-"""Projects, grants and the access log."""
+"""Projects, grants, data assignment and the access log."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
+
+from rtbank.institutions.models import AE_TITLE
+
+
+class Permission(models.TextChoices):
+    """Named permissions a grant gives on one project (the names the CLI and API accept)."""
+
+    VIEW = "view", "view key values and DVH metrics"
+    IMAGES = "images", "open images in the viewer"
+    DOWNLOAD = "download", "download raw DICOM"
+    EXPORT = "export", "export CSV"
+    IDENTIFIERS = "identifiers", "see real patient IDs and names instead of subject IDs"
+    ASSIGN = "assign", "assign data to the project"
+    FORWARD = "forward", "send data to the project's destinations"
+    AUDIT = "audit", "create and run audits"
+    MEMBERS = "members", "manage members and their grants"
+    RULES = "rules", "manage trigger rules"
+
+
+# A project manager holds the management permissions (identifiers stay a separate, deliberate grant).
+MANAGER_PERMISSIONS = [p.value for p in Permission if p != Permission.IDENTIFIERS]
+ROLE_BUNDLES = {
+    "viewer": ["view"],
+    "analyst": ["view", "images", "export"],
+    "manager": MANAGER_PERMISSIONS,
+}
+
+
+class ProjectStatus(models.TextChoices):
+    COLLECTING = "collecting", "collecting"
+    CLOSED = "closed", "closed (no new data)"
+    ARCHIVED = "archived", "archived"
+
+
+class Project(models.Model):
+    """A research project (protocol). Data is assigned to it as relations; grants give people access."""
+
+    code = models.CharField(max_length=32, unique=True, validators=[RegexValidator(r"^[A-Za-z0-9_-]{1,32}$")])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    principal_investigator = models.CharField(max_length=200, blank=True)
+    institutions = models.ManyToManyField("institutions.Institution", blank=True, related_name="projects")
+    status = models.CharField(max_length=16, choices=ProjectStatus.choices, default=ProjectStatus.COLLECTING)
+    ae_title = models.CharField(max_length=16, blank=True, validators=[AE_TITLE],
+                                help_text="optional AE title centres send to (accepted by the receiver)")
+    renew_by = models.DateField(help_text="not renewed by this date: every grant on the project is suspended")
+    subject_prefix = models.CharField(max_length=16, blank=True, help_text="prefix of assigned subject IDs")
+    destinations = models.ManyToManyField("institutions.Node", blank=True, related_name="projects",
+                                          help_text="nodes this project's data may be forwarded to")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["ae_title"], condition=~models.Q(ae_title=""), name="project_ae_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def is_suspended(self, today: dt.date | None = None) -> bool:
+        return self.renew_by < (today or dt.date.today()) or self.status == ProjectStatus.ARCHIVED
+
+
+class Grant(models.Model):
+    """One named permission of one user on one project, until an expiry date (inclusive)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grants")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="grants")
+    permission = models.CharField(max_length=16, choices=Permission.choices)
+    expires_on = models.DateField()
+    granted_by = models.CharField(max_length=150)
+    granted_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "project", "permission"], name="grant_unique")]
+        indexes = [models.Index(fields=["user", "expires_on"], name="grant_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.permission} on {self.project_id} until {self.expires_on}"
+
+
+class AssignedVia(models.TextChoices):
+    PERSON = "person", "assigned by a person"
+    RULE = "rule", "assigned by a trigger rule"
+    HARVEST = "harvest", "assigned by a harvest run"
+    REUSE = "reuse", "brought in from another project by agreement"
+    UPLOAD = "upload", "uploaded into the project"
+
+
+class ProjectSubject(models.Model):
+    """A patient in a project, under a project subject ID used instead of the patient ID.
+
+    ``whole_patient`` assigns all of the patient's data (now and later); otherwise only the plans in
+    :class:`ProjectPlan` (each with its plan bundle) belong to the project.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="subjects")
+    patient = models.ForeignKey("catalog.Patient", on_delete=models.PROTECT, related_name="subjects")
+    subject_id = models.CharField(max_length=64)
+    whole_patient = models.BooleanField(default=False)
+    assigned_via = models.CharField(max_length=16, choices=AssignedVia.choices)
+    assigned_by = models.CharField(max_length=150, help_text="user name, rule:<id>, harvest:<run>")
+    agreement = models.CharField(max_length=200, blank=True, help_text="reuse agreement reference")
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "patient"], name="subject_patient_unique"),
+            models.UniqueConstraint(fields=["project", "subject_id"], name="subject_id_unique"),
+        ]
+        ordering = ["project_id", "subject_id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject_id} in {self.project_id}"
+
+
+class ProjectPlan(models.Model):
+    """A treatment plan (with its plan bundle, kept current as late objects arrive) in a project."""
+
+    subject = models.ForeignKey(ProjectSubject, on_delete=models.CASCADE, related_name="plans")
+    plan = models.ForeignKey("catalog.Instance", on_delete=models.PROTECT, related_name="project_plans")
+    assigned_via = models.CharField(max_length=16, choices=AssignedVia.choices)
+    assigned_by = models.CharField(max_length=150)
+    agreement = models.CharField(max_length=200, blank=True)
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subject", "plan"], name="project_plan_unique")]
+
+    def __str__(self) -> str:
+        return f"plan #{self.plan_id} in {self.subject}"
 
 
 class AccessLog(models.Model):
@@ -19,7 +154,7 @@ class AccessLog(models.Model):
     action = models.CharField(max_length=32, db_index=True)
     object_type = models.CharField(max_length=32)
     object_id = models.CharField(max_length=100)
-    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.SET_NULL)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL)
     outcome = models.CharField(max_length=16, db_index=True, help_text="allowed, denied, not_found, error")
     remote_addr = models.CharField(max_length=64, blank=True)
     details = models.JSONField(default=dict, blank=True)
@@ -30,18 +165,3 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.outcome}"
-
-
-class Project(models.Model):
-    """A research project (protocol); filled out by the projects issue. Data and grants hang on it."""
-
-    code = models.CharField(max_length=32, unique=True)
-    name = models.CharField(max_length=200)
-    ae_title = models.CharField(max_length=16, blank=True, help_text="optional AE title centres send to")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["code"]
-
-    def __str__(self) -> str:
-        return self.code

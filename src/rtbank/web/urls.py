@@ -8,6 +8,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(template_name="rtbank/login.html", redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("patients/", views.patients, name="patients"),
-    path("patients/<int:pk>/", views.patient, name="patient"),
+    path("inbox/", views.inbox, name="inbox"),
+    path("inbox/patients/<int:pk>/", views.inbox_patient, name="inbox_patient"),
 ]

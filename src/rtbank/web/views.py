@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from rtbank.catalog.patient_view import patient_view
-from rtbank.projects import access
+from rtbank.projects.access import Access
 from rtbank.web.health import health
 
 PAGE_SIZE = 50
@@ -24,25 +24,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("patients")
+    return redirect("inbox")
 
 
 @login_required
 @require_GET
-def patients(request: HttpRequest) -> HttpResponse:
-    viewer = access.Viewer.of(request)
-    qs = access.visible_patients(viewer).annotate(study_count=Count("studies", distinct=True)).order_by("-created_at", "pk")
+def inbox(request: HttpRequest) -> HttpResponse:
+    """Data in no project yet: site admins and the submitting institution's data managers route it."""
+    acc = Access.of(request)
+    qs = acc.inbox_patients().annotate(study_count=Count("studies", distinct=True)).order_by("-created_at", "pk")
     query = request.GET.get("q", "").strip()[:64]
     if query:
         qs = qs.filter(Q(patient_id__icontains=query) | Q(name__icontains=query))
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    access.record(viewer, "list_patients", "patient_list", "", "allowed", query=query, page=page.number)
+    acc.record("list_inbox", "patient_list", "", "allowed", query=query, page=page.number)
     return render(request, "rtbank/patients.html", {"page": page, "query": query})
 
 
 @login_required
 @require_GET
-def patient(request: HttpRequest, pk: int) -> HttpResponse:
-    viewer = access.Viewer.of(request)
-    found = access.patient_for(viewer, pk, "view_patient")
+def inbox_patient(request: HttpRequest, pk: int) -> HttpResponse:
+    found = Access.of(request).inbox_patient(pk, "view_patient")
     return render(request, "rtbank/patient.html", {"view": patient_view(found)})
