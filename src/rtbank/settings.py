@@ -41,6 +41,12 @@ INSTALLED_APPS = [
     "rtbank.catalog",
     "rtbank.ingest",
     "rtbank.projects",
+    "rtbank.notifications",
+    "rtbank.rules",
+    "rtbank.analysis",
+    "rtbank.harvest",
+    "rtbank.audits",
+    "rtbank.viewer",
     "rtbank.web",
 ]
 
