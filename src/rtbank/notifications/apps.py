@@ -6,3 +6,9 @@ class NotificationsConfig(AppConfig):
 
     name = "rtbank.notifications"
     label = "notifications"
+
+    def ready(self) -> None:
+        from rtbank.notifications import services
+        from rtbank.work.registry import WorkKind, register_kind
+
+        register_kind(WorkKind(services.NOTIFY, services.deliver_email, batch_size=20, order=60))
