@@ -11,7 +11,15 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from rtbank.cli import main
-from rtbank.dicom.synth import QUIRKS, ArchiveError, generate_archive, institutions, patient_datasets
+from rtbank.dicom.synth import (
+    QUIRKS,
+    ArchiveError,
+    generate_archive,
+    generate_patient,
+    institutions,
+    patient_datasets,
+)
+from rtbank.dicom.synth.encode import write_part10
 from rtbank.dicom.uids import is_strict_uid
 from tests.dicom.test_synth_support import manifest_json, shared, shared_archive
 
@@ -102,6 +110,20 @@ def test_it_writes_part_10_files_in_explicit_vr_little_endian_with_matching_meta
         assert ds.PatientID == entry["patient_id"] and ds.Modality == entry["modality"]
 
 
+def test_its_lean_writer_writes_what_pydicom_writes(tmp_path: Path) -> None:
+    archive = generate_patient(4, 1, institutions(3)[1], patients=3, institution_count=3)
+    kinds: dict[str, int] = {}
+    for generated in archive.objects:
+        modality = generated.series.modality
+        if kinds.get(modality, 0) >= 3:
+            continue
+        kinds[modality] = kinds.get(modality, 0) + 1
+        write_part10(tmp_path / "lean.dcm", generated.dataset)
+        pydicom.dcmwrite(tmp_path / "pydicom.dcm", generated.dataset, enforce_file_format=True)
+        assert (tmp_path / "lean.dcm").read_bytes() == (tmp_path / "pydicom.dcm").read_bytes(), modality
+    assert len(kinds) >= 7
+
+
 def test_it_derives_every_uid_from_the_seed_under_the_2_25_root() -> None:
     archive = shared()
     for entry in archive.manifest["files"]:
@@ -156,6 +178,19 @@ def test_the_command_refuses_bad_arguments_with_one_readable_line(
     assert code != 0
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--patients", "many"], ["--seed", "1"], ["--patients", "1", "--colour"]]
+)
+def test_the_command_reports_unparsable_arguments_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["synth", "--out", str(tmp_path / "x"), *arguments])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rtbank synth: ")
 
 
 def test_it_refuses_a_folder_holding_something_else(

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydicom import dcmwrite
-
 from rtbank.dicom.synth.context import Generated
+from rtbank.dicom.synth.encode import write_part10
 from rtbank.dicom.synth.manifest import (
     build_manifest,
     file_entry,
@@ -154,7 +153,7 @@ def _write_patient(job: _Job) -> tuple[dict[str, Any], list[dict[str, str]]]:
         relative = folders.path(generated)
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        dcmwrite(target, generated.dataset, enforce_file_format=True)
+        write_part10(target, generated.dataset)
         files.append(file_entry(relative, generated.dataset))
     return patient_entry(archive), files
 

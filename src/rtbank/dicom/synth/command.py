@@ -1,16 +1,17 @@
 """Write a realistic synthetic multi-centre DICOM-RT archive (images, structures, plans, doses, records).
 
-Deterministic: the same ``--seed`` gives byte-identical files. A ``manifest.json`` at the top of the output
-folder describes every file, plan, expected harvest, decoy and anomaly.
+Deterministic: the same --seed gives byte-identical files. A manifest.json at the top of the output folder
+describes every file, plan, expected harvest, decoy and anomaly.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rtbank.dicom.synth.archive import ArchiveError, check_arguments, generate_archive
 
@@ -30,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=None, metavar="W", help="parallel processes (default: CPU count)"
     )
+
+    parser.error = functools.partial(_refuse, parser.prog)  # type: ignore[method-assign]
+
+
+def _refuse(prog: str, message: str) -> NoReturn:
+    """argparse's error, as one line (argparse would print the whole usage first)."""
+    print(f"{prog}: {message} (see {prog} --help)", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def run(args: argparse.Namespace) -> int:
