@@ -88,7 +88,7 @@ def write_cases(work: Path, configs: Iterable[tuple[float, float, float]]) -> li
         for gradient, dose in GRADIENTS.items():
             rd = work / f"RD_{gradient}_{dose_mm}_{shift}.dcm"
             if not rd.exists():
-                ds = linear_dose_dataset(dose, lower, (n, n, n), dose_mm, FOR_UID)  # type: ignore[arg-type]
+                ds = linear_dose_dataset(dose, lower, (n, n, n), dose_mm, FOR_UID)
                 ds.save_as(rd, enforce_file_format=True)
             cases += [
                 Case(s, gradient, contour_mm, dose_mm, shift, rs, rd, truths[(s.label, gradient)])
@@ -195,7 +195,7 @@ def nelms_table() -> str:
         values, _ = result.metrics(SPECS)
         truth = _truth(solid, dose)
         cells = [f"{100 * (result.volume_cc / truth['volume'] - 1):+.2f} %"]
-        cells += [f"{100 * (values[n] / truth[n] - 1):+.2f} %" for n in SHOWN]  # type: ignore[operator]
+        cells += [f"{100 * (values[n] / truth[n] - 1):+.2f} %" for n in SHOWN]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -361,53 +361,63 @@ def _dose_at_cells(
     zs = np.concatenate([(faces[:-1] + faces[1:]) / 2, faces])
     n_sub = len(faces) - 1
     lattice = _lattice_dose(cells, grid, ox, dx, oy, dy, zs)
-    centres, at_faces = lattice[:n_sub], lattice[n_sub:]
-    r, c = cells.row - int(cells.row.min()) + 1, cells.col - int(cells.col.min()) + 1
+    cols = lattice.shape[2]
+    flat = lattice.reshape(len(zs), -1)
+    centres, at_faces = flat[:n_sub], flat[n_sub:]
+    # flat index of each cell in the lattice (which has a one-node margin)
+    base = (cells.row - int(cells.row.min()) + 1) * cols + (cells.col - int(cells.col.min()) + 1)
     sx = np.where(cells.offset_x >= 0, 1, -1)
-    sy = np.where(cells.offset_y >= 0, 1, -1)
+    sy = np.where(cells.offset_y >= 0, cols, -cols)
     fx, fy = np.abs(cells.offset_x), np.abs(cells.offset_y)
-    centre = centres[:, r, c]
+    centre = centres[:, base]
     partial = bool(np.isnan(centres).any())
 
-    def at(rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+    def at(offset: np.ndarray | int) -> np.ndarray:
         # a neighbour outside the dose grid: keep the cell-centre dose rather than lose the sample
-        values = centres[:, rr, cc]
+        values = centres[:, base + offset]
         return np.where(np.isnan(values), centre, values) if partial else values
 
-    dose = (centre * (1 - fx) + at(r, c + sx) * fx) * (1 - fy) + (
-        at(r + sy, c) * (1 - fx) + at(r + sy, c + sx) * fx
-    ) * fy
+    dose = (centre * (1 - fx) + at(sx) * fx) * (1 - fy) + (at(sy) * (1 - fx) + at(sy + sx) * fx) * fy
     extent_y = np.maximum(cells.extent_y, 1e-9)
     extent_x = np.minimum(cells.fraction / extent_y, 1.0)
-    across_x = (at(r, c + 1) - at(r, c - 1)) / 2 * extent_x
-    across_y = (at(r + 1, c) - at(r - 1, c)) / 2 * extent_y
-    top, bottom = at_faces[1:, r, c], at_faces[:-1, r, c]
-    across_z = top - bottom
-    spread = 0.5 * np.sqrt(across_x**2 + across_y**2 + across_z**2)
+    across_x = (at(1) - at(-1)) / 2 * extent_x
+    across_y = (at(cols) - at(-cols)) / 2 * extent_y
+    across_z = at_faces[1:, base] - at_faces[:-1, base]
     if partial or np.isnan(across_z).any():
         across_z = np.where(np.isnan(across_z), 0.0, across_z)
-        spread = np.where(np.isnan(dose), 0.0, 0.5 * np.sqrt(across_x**2 + across_y**2 + across_z**2))
-    return dose, spread
+    spread = 0.5 * np.sqrt(across_x**2 + across_y**2 + across_z**2)
+    return dose, np.where(np.isnan(dose), 0.0, spread) if partial else spread
 
 
 def _lattice_dose(
     cells: CellCoverage, grid: DoseGrid, ox: float, dx: float, oy: float, dy: float, zs: np.ndarray
 ) -> np.ndarray:
-    """Trilinear dose at the lattice nodes around the covered cells (one node margin): (z, rows, cols)."""
+    """Trilinear dose at the lattice nodes around the covered cells (one node margin): (z, rows, cols).
+
+    Separable: each z plane of the dose block is interpolated as ``Wy · plane · Wxᵀ`` with two sparse-ish
+    weight matrices (two non-zeros a row; NaN rows outside the grid).
+    """
     rows = np.arange(int(cells.row.min()) - 1, int(cells.row.max()) + 2)
     cols = np.arange(int(cells.col.min()) - 1, int(cells.col.max()) + 2)
     yi0, yi1, ty = grid.axis_weights(1, oy + rows * dy)
     xi0, xi1, tx = grid.axis_weights(0, ox + cols * dx)
     zi0, zi1, tz = grid.axis_weights(2, zs)
-    y_lo, y_hi = int(min(yi0.min(), yi1.min())), int(max(yi0.max(), yi1.max())) + 1
-    x_lo, x_hi = int(min(xi0.min(), xi1.min())), int(max(xi0.max(), xi1.max())) + 1
+    y_lo, y_hi = int(yi0.min()), int(yi1.max()) + 1
+    x_lo, x_hi = int(xi0.min()), int(xi1.max()) + 1
     block = grid.dose_gy[:, y_lo:y_hi, x_lo:x_hi]
     tz3 = tz[:, None, None]
     plane = block[zi0] * (1 - tz3) + block[zi1] * tz3  # NaN where z is outside the grid
-    yi0, yi1, xi0, xi1 = yi0 - y_lo, yi1 - y_lo, xi0 - x_lo, xi1 - x_lo
-    low_rows, high_rows = plane[:, yi0], plane[:, yi1]
-    tx2 = tx[None, None, :]
-    low = low_rows[:, :, xi0] * (1 - tx2) + low_rows[:, :, xi1] * tx2
-    high = high_rows[:, :, xi0] * (1 - tx2) + high_rows[:, :, xi1] * tx2
-    ty2 = ty[None, :, None]
-    return low * (1 - ty2) + high * ty2
+    return (
+        _weights(yi0 - y_lo, yi1 - y_lo, ty, y_hi - y_lo)
+        @ plane
+        @ _weights(xi0 - x_lo, xi1 - x_lo, tx, x_hi - x_lo).T
+    )
+
+
+def _weights(lower: np.ndarray, upper: np.ndarray, t: np.ndarray, size: int) -> np.ndarray:
+    """Interpolation matrix: row k has 1 − t at ``lower[k]`` and t at ``upper[k]`` (NaN rows outside)."""
+    matrix = np.zeros((len(t), size))
+    k = np.arange(len(t))
+    np.add.at(matrix, (k, lower), 1 - t)
+    np.add.at(matrix, (k, upper), t)
+    return matrix
