@@ -71,13 +71,40 @@ def build_course(out: PatientArchive, anatomy: Anatomy, course: CourseScenario) 
 
 def _planning(out: PatientArchive, anatomy: Anatomy, course: CourseScenario) -> Planning:
     ctx, rng = out.context, out.context.rng
-    inst = ctx.institution
-    site = course.site
     level = course.spine_level_mm * anatomy.height_scale
-    course_targets = targets(site, course.prescription, anatomy, rng, level)
+    course_targets = targets(course.site, course.prescription, anatomy, rng, level)
     lesions = [Organ("GTV", t.shape, 55, 900, 9.0, "GTV") for t in course_targets if t.kind == "GTV"]
     imaged = anatomy.with_organs(lesions)
-    low, high = scan_range(site, anatomy, level)
+    ct, pose = _planning_ct(out, imaged, course, scan_range(course.site, anatomy, level))
+    inst = ctx.institution
+    rt_study = (
+        ct.series.study if inst.rt_in_ct_study else ctx.new_study("radiotherapy", course.plan_day, "RT Plan")
+    )
+    rois = course_rois(
+        course.site, anatomy, course_targets, inst.roi_style, course.prescription.fractions, rng
+    )
+    ss_day = course.ct_day + dt.timedelta(days=1)
+    ss_series = ctx.new_series(
+        rt_study,
+        "RTSTRUCT",
+        "Structure set",
+        inst.tps,
+        ct.series.frame_of_reference_uid,
+        ss_day,
+        preferred_number=3,
+    )
+    label = f"{SITE_LABELS[course.site.key]}{course.number}"
+    ss = structure_set(ctx, ss_series, ct, rois, label, dicom_date(ss_day), clock_time(rng, 8, 16))
+    out.add_structure_set(ss)
+    return Planning(ct, pose, course_targets, ss, rt_study, imaged)
+
+
+def _planning_ct(
+    out: PatientArchive, imaged: Anatomy, course: CourseScenario, span: tuple[float, float]
+) -> tuple[ImageSeries, Pose]:
+    """The planning CT (and a 4D average in its frame), the patient placed on the couch at random."""
+    ctx, rng = out.context, out.context.rng
+    site, (low, high) = course.site, span
     centre = round(rng.uniform(-350, 150) * 2) / 2
     pose = Pose(
         translation=(
@@ -87,49 +114,26 @@ def _planning(out: PatientArchive, anatomy: Anatomy, course: CourseScenario) -> 
         )
     )
     grid = _planning_grid(ctx.full_size, site.fov_mm, low, high, pose, site.key, rng)
-    ct_study = ctx.new_study("planning-ct", course.ct_day, f"CT RT {site.description}")
+    study = ctx.new_study("planning-ct", course.ct_day, f"CT RT {site.description}")
     for_uid = ctx.uid("frame", "planning", course.number)
-    series = ctx.new_series(
-        ct_study,
-        "CT",
-        f"RT {site.description} {grid.thickness_mm:g}mm",
-        inst.ct_scanner,
-        for_uid,
-        preferred_number=2,
-    )
+    description = f"RT {site.description} {grid.thickness_mm:g}mm"
+    series = ctx.new_series(study, "CT", description, ctx.institution.ct_scanner, for_uid, preferred_number=2)
     series.body_part = site.body_part
     drop = len(grid.zs) // 2 if "missing_slice" in course.quirks else None
     ct = ct_series(ctx, series, imaged, pose, grid, course.ct_day, drop_slice=drop)
     out.add_images(ct)
     if drop is not None:
-        z = grid.zs[drop]
         out.anomaly(
             "missing_slice",
             ct.missing,
-            f"slice {drop + 1} of {len(grid.zs)} (z = {ds_text(z)} mm) of CT series {series.uid} is not in "
-            "the archive; the structure set and registrations still reference it",
+            f"slice {drop + 1} of {len(grid.zs)} (z = {ds_text(grid.zs[drop])} mm) of CT series {series.uid} "
+            "is not in the archive; the structure set and registrations still reference it",
         )
     if course.with_4d_average:
-        average = ctx.new_series(ct_study, "CT", "Ave-IP 4DCT", inst.ct_scanner, for_uid)
+        average = ctx.new_series(study, "CT", "Ave-IP 4DCT", ctx.institution.ct_scanner, for_uid)
         average.body_part = site.body_part
         out.add_images(ct_series(ctx, average, imaged, pose, grid, course.ct_day))
-    rt_study = ct_study if inst.rt_in_ct_study else ctx.new_study("radiotherapy", course.plan_day, "RT Plan")
-    rois = course_rois(site, anatomy, course_targets, inst.roi_style, course.prescription.fractions, rng)
-    ss_day = course.ct_day + dt.timedelta(days=1)
-    ss_series = ctx.new_series(
-        rt_study, "RTSTRUCT", "Structure set", inst.tps, for_uid, ss_day, preferred_number=3
-    )
-    ss = structure_set(
-        ctx,
-        ss_series,
-        ct,
-        rois,
-        f"{SITE_LABELS[site.key]}{course.number}",
-        dicom_date(ss_day),
-        clock_time(rng, 8, 16),
-    )
-    out.add_structure_set(ss)
-    return Planning(ct, pose, course_targets, ss, rt_study, imaged)
+    return ct, pose
 
 
 def _planning_grid(

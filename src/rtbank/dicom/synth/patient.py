@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 from pydicom.dataset import Dataset
 
-from rtbank.dicom.synth.context import PatientContext, clock_time
+from rtbank.dicom.synth.context import PatientContext, Study, clock_time
 from rtbank.dicom.synth.course import build_course, dose_grid, moved
 from rtbank.dicom.synth.doses import plan_dose_gy, rt_dose
-from rtbank.dicom.synth.images import ImageGrid, ct_series, mr_series
+from rtbank.dicom.synth.images import ImageGrid, ImageSeries, ct_series, mr_series
 from rtbank.dicom.synth.naming import Institution
 from rtbank.dicom.synth.phantom import Anatomy, Pose, personal_anatomy, qa_phantom
 from rtbank.dicom.synth.plans import Plan, PlanSpec, rt_plan
 from rtbank.dicom.synth.result import PatientArchive, PlanFacts
 from rtbank.dicom.synth.scenario import CourseScenario, PatientScenario, scenario
+from rtbank.dicom.synth.shapes import Shape
 from rtbank.dicom.synth.sites import scan_range
-from rtbank.dicom.synth.structures import phantom_rois, structure_set
+from rtbank.dicom.synth.structures import StructureSet, phantom_rois, structure_set
 from rtbank.dicom.synth.walk import ReferenceIndex
 
 IMAGE_MODALITIES = frozenset({"CT", "MR", "PT"})
@@ -130,85 +132,99 @@ def _unregistered_series(out: PatientArchive, anatomy: Anatomy, story: PatientSc
 
 def _qa_phantom(out: PatientArchive, course: CourseScenario, main: Plan) -> None:
     """Patient-specific QA: the main plan recalculated on a phantom, and a machine QA open field."""
+    start = len(out.objects)
+    session = _phantom_session(out, course.plan_day + dt.timedelta(days=1))
+    iso = session.pose.translation
+    shift = tuple(i - m for i, m in zip(iso, main.spec.isocentre, strict=True))
+    ptvs = tuple(s.moved(*shift) for s in main.spec.ptvs)
+    verification = replace(
+        main.spec,
+        label=f"QA_{main.spec.label}"[:16],
+        name=f"Verification of {main.spec.label}",
+        intent="VERIFICATION",
+        levels=(),
+        fractions=1,
+        isocentre=iso,
+        ptvs=ptvs,
+        approved=True,
+        structure_set_uid=session.structure_set.uid,
+    )
+    machine_qa = replace(
+        verification,
+        label="OF10x10",
+        name="Open field 10 x 10",
+        intent="MACHINE_QA",
+        ptvs=(),
+        technique="OPEN_FIELD",
+    )
+    per_fraction = [(s, gy / main.spec.fractions) for s, (_, gy) in zip(ptvs, main.spec.levels, strict=False)]
+    _qa_plan(out, session, verification, course, main.spec.dose_per_fraction_gy, per_fraction)
+    _qa_plan(out, session, machine_qa, course, 0.0, [])
+    uids = [str(g.dataset.SOPInstanceUID) for g in out.objects[start:]]
+    detail = f"verification of {main.spec.label} and machine QA"
+    out.decoy("qa_phantom", uids, [session.ct.series.uid], detail=detail)
+
+
+@dataclass
+class _PhantomSession:
+    study: Study
+    ct: ImageSeries
+    structure_set: StructureSet
+    pose: Pose
+    phantom: Anatomy
+
+
+def _phantom_session(out: PatientArchive, day: dt.date) -> _PhantomSession:
+    """The QA phantom's CT (own frame of reference) and structure set, under the patient's ID."""
     ctx, rng = out.context, out.context.rng
     inst = ctx.institution
-    start = len(out.objects)
-    day = course.plan_day + dt.timedelta(days=1)
     study = ctx.new_study("qa-phantom", day, "Patient QA phantom")
     phantom = qa_phantom()
     pose = Pose(translation=(0.0, round(rng.uniform(-5, 5), 1), round(rng.uniform(-200, 200) * 2) / 2))
     thickness, most = (2.0, 150) if ctx.full_size else (4.0, 50)
     grid = ImageGrid.around(400, 512 if ctx.full_size else 128, pose.translation[2], 300.0, thickness, most)
     for_uid = ctx.uid("frame", "qa-phantom")
-    ct = ct_series(
-        ctx,
-        ctx.new_series(study, "CT", "QA phantom", inst.ct_scanner, for_uid, preferred_number=2),
-        phantom,
-        pose,
-        grid,
-        day,
-    )
+    series = ctx.new_series(study, "CT", "QA phantom", inst.ct_scanner, for_uid, preferred_number=2)
+    ct = ct_series(ctx, series, phantom, pose, grid, day)
     out.add_images(ct)
     rois = phantom_rois(phantom, inst.roi_style, rng)
     ss_series = ctx.new_series(study, "RTSTRUCT", "QA phantom", inst.tps, for_uid, preferred_number=3)
     ss = structure_set(ctx, ss_series, ct, rois, "QA_Phantom", study.date, clock_time(rng, 8, 16))
     out.add_structure_set(ss)
-    iso = pose.translation
-    shift = tuple(i - m for i, m in zip(iso, main.spec.isocentre, strict=True))
-    ptvs = tuple(s.moved(*shift) for s in main.spec.ptvs)
-    per_fraction = [(s, gy / main.spec.fractions) for s, (_, gy) in zip(ptvs, main.spec.levels, strict=False)]
-    verification = PlanSpec(
-        f"QA_{main.spec.label}"[:16],
-        f"Verification of {main.spec.label}",
-        "VERIFICATION",
-        (),
-        1,
-        iso,
-        ptvs,
-        main.spec.technique,
-        main.spec.machine,
-        main.spec.mlc,
-        True,
-        ss.uid,
+    return _PhantomSession(study, ct, ss, pose, phantom)
+
+
+def _qa_plan(
+    out: PatientArchive,
+    session: _PhantomSession,
+    spec: PlanSpec,
+    course: CourseScenario,
+    gy: float,
+    per_fraction: list[tuple[Shape, float]],
+) -> None:
+    """A QA plan on the phantom, with a dose when it has targets (``per_fraction``: PTVs and Gy)."""
+    ctx, rng = out.context, out.context.rng
+    inst, study, for_uid = ctx.institution, session.study, session.ct.series.frame_of_reference_uid
+    series = ctx.new_series(study, "RTPLAN", spec.name, inst.tps, for_uid, preferred_number=4)
+    plan = rt_plan(ctx, series, spec, study.date, clock_time(rng, 9, 17), rng)
+    out.add(plan.generated)
+    facts = PlanFacts(
+        plan,
+        spec.intent,
+        treated=False,
+        structure_set=session.structure_set.uid,
+        planning_ct_series=session.ct.series.uid,
+        prescription_gy=round(gy, 4),
+        course=course.number,
+        site="qa_phantom",
     )
-    machine_qa = PlanSpec(
-        "OF10x10",
-        "Open field 10 x 10",
-        "MACHINE_QA",
-        (),
-        1,
-        iso,
-        (),
-        "OPEN_FIELD",
-        main.spec.machine,
-        main.spec.mlc,
-        True,
-        ss.uid,
-    )
-    for spec in (verification, machine_qa):
-        series = ctx.new_series(study, "RTPLAN", spec.name, inst.tps, for_uid, preferred_number=4)
-        plan = rt_plan(ctx, series, spec, study.date, clock_time(rng, 9, 17), rng)
-        out.add(plan.generated)
-        gy = main.spec.dose_per_fraction_gy if spec is verification else 0.0
-        facts = PlanFacts(
-            plan,
-            spec.intent,
-            False,
-            ss.uid,
-            ct.series.uid,
-            round(gy, 4),
-            course=course.number,
-            site="qa_phantom",
+    out.plans.append(facts)
+    if per_fraction:
+        grid = dose_grid(session.ct, session.phantom, session.pose, ctx.full_size)
+        dose = plan_dose_gy(per_fraction, moved(session.phantom.body.shape, session.pose), grid)
+        dose_series = ctx.new_series(study, "RTDOSE", f"Dose {spec.label}", inst.tps, for_uid)
+        generated = rt_dose(
+            ctx, dose_series, grid, dose, inst.dose_bits, plan.uid, None, study.date, plan.time
         )
-        out.plans.append(facts)
-        if spec is verification and per_fraction:
-            grid_d = dose_grid(ct, phantom, pose, ctx.full_size)
-            dose = plan_dose_gy(per_fraction, moved(phantom.body.shape, pose), grid_d)
-            dose_series = ctx.new_series(study, "RTDOSE", f"Dose {spec.label}", inst.tps, for_uid)
-            generated = rt_dose(
-                ctx, dose_series, grid_d, dose, inst.dose_bits, plan.uid, None, study.date, plan.time
-            )
-            out.add(generated)
-            facts.doses.append(str(generated.dataset.SOPInstanceUID))
-    uids = [str(g.dataset.SOPInstanceUID) for g in out.objects[start:]]
-    out.decoy("qa_phantom", uids, [ct.series.uid], detail=f"verification of {main.spec.label} and machine QA")
+        out.add(generated)
+        facts.doses.append(str(generated.dataset.SOPInstanceUID))
