@@ -40,13 +40,20 @@ class Supervisor:
         self.stop = threading.Event()
 
     def start(self, name: str) -> None:
-        self.children[name] = subprocess.Popen([sys.executable, "-m", "rtbank.cli", *self.commands[name]])
+        self.children[name] = subprocess.Popen([sys.executable, "-m", "rtbank.cli", *self.commands[name]],
+                                               preexec_fn=_die_with_parent)
 
     def run(self) -> int:
+        self.start_all()
+        return self.watch()
+
+    def start_all(self) -> None:
         for name in self.commands:
             self.start(name)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+
+    def watch(self) -> int:
         while not self.stop.wait(1.0):
             for name, child in list(self.children.items()):
                 if child.poll() is not None:
@@ -62,13 +69,22 @@ class Supervisor:
         return 0
 
 
-def banner(login: tuple[str, str]) -> str:
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the supervisor dies, so no service outlives a killed `rtbank up`."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def banner(logins: list[tuple[str, str, str]], title: str = "rtbank is running") -> str:
     url = f"http://{settings.BIND_ADDRESS}:{settings.HTTP_PORT}/"
-    return (
-        f"\nrtbank is starting\n"
-        f"  web:    {url}\n"
-        f"  DICOM:  AE title {settings.AE_TITLE} on {settings.BIND_ADDRESS}:{settings.DICOM_PORT}\n"
-        f"  login:  {login[0]} / {login[1]}\n"
-        f"  data:   {settings.HOME}\n"
-        f"Stop with Ctrl-C.\n"
-    )
+    lines = [
+        f"\n{title}",
+        f"  web:    {url}",
+        f"  DICOM:  AE title {settings.AE_TITLE} on {settings.BIND_ADDRESS}:{settings.DICOM_PORT}",
+        *(f"  login:  {user} / {password}   ({role})" for user, password, role in logins),
+        f"  data:   {settings.HOME}",
+        "Stop with Ctrl-C.\n",
+    ]
+    return "\n".join(lines)

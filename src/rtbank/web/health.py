@@ -29,7 +29,7 @@ def health() -> dict[str, Any]:
     try:
         free = free_bytes(spool if spool.exists() else Path(settings.HOME))
         reserve = settings.SPOOL_RESERVE_MB * 1024 * 1024
-        waiting = sum(1 for _ in (spool / "ready").iterdir()) if (spool / "ready").exists() else 0
+        waiting = sum(1 for _ in (spool / "ready").glob("*.dcm")) if (spool / "ready").exists() else 0
         report["spool"] = {"ok": free > reserve, "free_bytes": free, "reserve_bytes": reserve, "ready_files": waiting}
     except OSError as exc:
         report["spool"] = {"ok": False, "error": str(exc)}

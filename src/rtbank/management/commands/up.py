@@ -21,5 +21,5 @@ class Command(RtbankCommand):
         commands = {"receiver": ["receive", "--processes", str(receivers)], "web": ["web"]}
         for i in range(workers):
             commands[f"worker-{i + 1}"] = ["worker"]
-        self.stdout.write(banner(login))
+        self.stdout.write(banner([(*login, "site admin")]))
         Supervisor(commands).run()
