@@ -157,7 +157,7 @@ def test_the_command_writes_an_archive_and_prints_a_summary(
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "1 patients" in out and "manifest" in out
+    assert out.startswith("1 patient, ") and "manifest" in out
     assert manifest_json(tmp_path / "cli")["counts"]["patients"] == 1
 
 

@@ -55,11 +55,16 @@ def run(args: argparse.Namespace) -> int:
     c = manifest["counts"]
     modalities = ", ".join(f"{m} {n}" for m, n in c["by_modality"].items())
     print(
-        f"{c['patients']} patients, {c['studies']} studies, {c['series']} series, {c['instances']} files "
+        f"{_count(c['patients'], 'patient')}, {_count(c['studies'], 'study', 'studies')}, "
+        f"{_count(c['series'], 'series', 'series')}, {_count(c['instances'], 'file')} "
         f"({modalities}) in {elapsed:.1f} s -> {args.out}"
     )
     print(f"manifest: {args.out / 'manifest.json'}")
     return 0
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else many or one + 's'}"
 
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
