@@ -42,7 +42,7 @@ def check_home(app_configs: object, **kwargs: object) -> list:
         probe = path
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
-        if not os.access(probe, os.W_OK):
+        if not probe.is_dir() or not os.access(probe, os.W_OK):
             errors.append(Error(
                 f"{name} {path} is not writable by this user.",
                 hint="Set RTBANK_HOME to a writable folder (or fix its permissions).",

@@ -172,7 +172,9 @@ class Receiver:
     # --- set-up -------------------------------------------------------------------------------------
     def build_ae(self) -> AE:
         ae = AE(ae_title=self.ae_title)
-        ae.maximum_pdu_size = 0  # accept any PDU size the sender proposes: fewer fragments per object
+        # pynetdicom holds one whole PDU in memory: 256 KiB keeps that bounded (a 100 MB dose streams to disk
+        # in fragments) while needing 16× fewer fragments than the common 16 KiB default.
+        ae.maximum_pdu_size = 262144
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.DICOM_TIMEOUT_S
         ae.maximum_associations = 64
         syntaxes = transfer_syntaxes()
