@@ -3,9 +3,11 @@
 Examples::
 
     rtbank dvh RS.dcm RD.dcm
-    rtbank dvh RS.dcm RD.dcm --roi PTV* Rectum --metrics D95%,D2%,V60Gy[%],D0.03cc --csv > dvh.csv
+    rtbank dvh RS.dcm RD.dcm --roi 'PTV*' Rectum --metrics 'D95%,D2%,V60Gy[%],D0.03cc' --csv > dvh.csv
     rtbank dvh RS.dcm RD_beam1.dcm RD_beam2.dcm --plan RP.dcm --json
-    rtbank dvh RS.dcm RD.dcm --plan RP.dcm --metrics EQD2:Dmean,EQD2:D2% --alpha-beta "PTV*=10,*=3"
+    rtbank dvh RS.dcm RD.dcm --plan RP.dcm --metrics 'EQD2:Dmean,EQD2:D2%' --alpha-beta 'PTV*=10,*=3'
+
+Quote patterns and metric lists: the shell would expand ``*`` and ``[…]``.
 
 Exit status: 0 done, 1 the files cannot be used (unreadable, wrong modality, frames of reference that
 differ, a dose grid that is not axial, …), 2 bad arguments (unknown metric, no such ROI).
