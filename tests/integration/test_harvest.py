@@ -1,0 +1,93 @@
+"""The harvester against a real Orthanc holding a synthetic R&V archive with vendor quirks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import require_tools
+from tests.integration.harvest_setup import (
+    WINDOW,
+    Archive,
+    build_archive,
+    catalog_uids,
+    new_env,
+    register_source,
+    report_json,
+    start_source,
+)
+from tests.integration.rtbank_env import RtbankEnv
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.db]
+
+
+@pytest.fixture
+def harvest_env(tmp_path: Path) -> Iterator[RtbankEnv]:
+    env = new_env(tmp_path / "home")
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
+    require_tools("Orthanc", "storescu")
+    return build_archive(tmp_path_factory.mktemp("harvest-archive"))
+
+
+@pytest.fixture
+def source_env(harvest_env: RtbankEnv, archive: Archive, tmp_path: Path) -> Iterator[tuple[RtbankEnv, object]]:
+    rtbank_env = harvest_env
+    rtbank_env.run("node", "add", "TPS", "--ae", "TPS", "--host", "127.0.0.1", "--port", "104")  # C-ECHO probe
+    rtbank_env.start_receiver()
+    orthanc = start_source(archive, tmp_path / "orthanc", rtbank_env)
+    try:
+        register_source(rtbank_env, "RV", orthanc.aet, orthanc.dicom_port)
+        yield rtbank_env, orthanc
+    finally:
+        orthanc.stop()
+
+
+def assert_exact_harvest(env: RtbankEnv, archive: Archive) -> dict:
+    held = catalog_uids(env)
+    expected = set().union(*archive.expected().values())
+    assert not [u for u, n in held.items() if n > 1], "an object was filed twice"
+    assert expected - set(held) == set(), "expected objects are missing"
+    assert set(held) & archive.decoys() == set(), "a decoy (untreated or unrelated object) was collected"
+    assert set(held) == expected
+    return held
+
+
+def test_it_answer_key_matches_the_synthetic_manifest(archive: Archive) -> None:
+    quirky = {archive.quirks["ion_plan"], archive.quirks["plan_without_ss"]}
+    for patient in archive.manifest["patients"]:
+        for plan in patient["plans"]:
+            if plan["treated"] and plan["sop_instance_uid"] not in quirky:
+                assert archive.index.expected(plan["sop_instance_uid"]) == set(plan["harvest_expected"]["instances"])
+
+
+def test_it_collects_exactly_the_treated_plans_with_all_their_objects(source_env: tuple, archive: Archive) -> None:
+    env, _ = source_env
+    result = env.run("harvest", "RV", "--from", WINDOW[0], "--to", WINDOW[1], "--no-progress", check=False, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr + env.log("receiver")
+    assert_exact_harvest(env, archive)
+    rep = report_json(env)
+    assert rep["state"] == "complete" and rep["record_level"] == "image"
+    by_plan = {p["plan_uid"]: p for p in rep["plans"]}
+    for plan_uid, expected in archive.expected().items():
+        row = by_plan[plan_uid]
+        assert row["expected"] == len(expected) and row["collected"] == len(expected) and not row["missing"], row
+    # Quirks handled as data: Ion plan with Ion records and per-beam doses; plan without structure set.
+    assert set(archive.quirks["beam_doses"]) <= archive.expected()[archive.quirks["ion_plan"]]
+    assert by_plan[archive.quirks["plan_without_ss"]]["expected"] >= 2
+    # A record whose plan is absent is reported, not collected.
+    for plan_uid in archive.dangling_plans():
+        assert by_plan[plan_uid]["state"] == "absent"
+    assert rep["stats"]["plans_absent"] == len(archive.dangling_plans())
+    provenance = env.query("from rtbank.catalog.models import Instance\n"
+                           "out = sorted({(i.provenance.get('harvest_run'), i.provenance.get('source_node')) "
+                           "for i in Instance.objects.all()})")
+    assert provenance == [[1, "RV"]]
