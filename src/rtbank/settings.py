@@ -148,6 +148,19 @@ WORK_MAX_ATTEMPTS = env_int("RTBANK_WORK_MAX_ATTEMPTS", 10)
 WORK_BATCH = env_int("RTBANK_WORK_BATCH", 64)
 WORK_POLL_S = float(os.environ.get("RTBANK_WORK_POLL", "0.5"))
 
+# --- harvest (issue 8; owner: harvester) ------------------------------------------------------------
+# Per-source politeness (parallel associations, pauses, time windows, C-MOVE or C-GET, query levels)
+# lives in each harvest node's options; these are the process-wide defaults and limits.
+HARVEST_AE_TITLE = os.environ.get("RTBANK_HARVEST_AE", AE_TITLE)  # calling AE title towards sources
+HARVEST_LEASE_S = env_int("RTBANK_HARVEST_LEASE", 900)  # s; one step may move a whole series
+HARVEST_MAX_ATTEMPTS = env_int("RTBANK_HARVEST_MAX_ATTEMPTS", 10)  # per step, as the paper
+HARVEST_BACKOFF_S = float(os.environ.get("RTBANK_HARVEST_BACKOFF", "5"))  # first retry delay, doubling
+HARVEST_BACKOFF_CAP_S = float(os.environ.get("RTBANK_HARVEST_BACKOFF_CAP", "3600"))
+HARVEST_DIMSE_TIMEOUT_S = env_int("RTBANK_HARVEST_DIMSE_TIMEOUT", 120)
+HARVEST_ARRIVAL_TIMEOUT_S = env_int("RTBANK_HARVEST_ARRIVAL_TIMEOUT", 600)  # moved object not filed by then
+HARVEST_POLL_S = float(os.environ.get("RTBANK_HARVEST_POLL", "0.05"))
+# --- end harvest --------------------------------------------------------------------------------------
+
 # --- mail --------------------------------------------------------------------------------------------
 EMAIL_HOST = os.environ.get("RTBANK_SMTP_HOST", "127.0.0.1")
 EMAIL_PORT = env_int("RTBANK_SMTP_PORT", 25)
