@@ -62,6 +62,26 @@ MIDDLEWARE = [
     "rtbank.web.middleware.ContentSecurityPolicyMiddleware",
 ]
 
+# --- accounts: two-factor (django-otp), login throttling (django-axes) — projects/web issue ----------
+# Password login runs through AUTHENTICATION_BACKENDS; single sign-on is one more backend (and a button,
+# RTBANK_SSO_LOGIN="label|url"). Whatever authenticated the user, rtbank.web.auth.TwoFactorMiddleware then
+# asks for the TOTP code of anyone with a confirmed device, and sends site admins without one to set it up.
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "django_otp.middleware.OTPMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1, "rtbank.web.auth.TwoFactorMiddleware")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("RTBANK_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = env_int("RTBANK_LOGIN_LOCKOUT_MINUTES", 15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "rtbank/locked.html"
+AXES_VERBOSE = False
+OTP_TOTP_ISSUER = os.environ.get("RTBANK_TOTP_ISSUER", "rtbank")
+RTBANK_SSO_LOGIN = [tuple(item.split("|", 1)) for item in env_list("RTBANK_SSO_LOGIN", []) if "|" in item]
+# --- end accounts -----------------------------------------------------------------------------------------
+
 ROOT_URLCONF = "rtbank.urls"
 WSGI_APPLICATION = "rtbank.wsgi.application"
 
@@ -129,6 +149,20 @@ if env_bool("RTBANK_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SILENCED_SYSTEM_CHECKS: list[str] = []
 
+# --- uploads and exports — projects/web issue ---------------------------------------------------------
+# Uploaded files always go to disk (never held in memory), next to the spool on the same file system.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_TEMP_DIR = str(HOME / "uploads")
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("RTBANK_UPLOAD_MAX_FILES", 5000)
+# A project export up to this size is streamed to the browser as a zip; larger ones run in the background.
+EXPORT_STREAM_MAX_BYTES = env_int("RTBANK_EXPORT_STREAM_MAX_MB", 512) * 1024 * 1024
+EXPORT_STREAM_MAX_FILES = env_int("RTBANK_EXPORT_STREAM_MAX_FILES", 5000)
+EXPORT_CHUNK_FILES = env_int("RTBANK_EXPORT_CHUNK_FILES", 200)  # files per background step (one transaction)
+GRANT_MAX_DAYS = env_int("RTBANK_GRANT_MAX_DAYS", 3 * 365)  # the longest a grant given on the web may run
+GRANT_REMIND_DAYS = env_int("RTBANK_GRANT_REMIND_DAYS", 14)  # remind this many days before a grant expires
+# --- end uploads and exports ------------------------------------------------------------------------------
+
 # --- DICOM -------------------------------------------------------------------------------------------
 AE_TITLE = os.environ.get("RTBANK_AE_TITLE", "RTBANK")
 DICOM_PORT = env_int("RTBANK_DICOM_PORT", 11112)
@@ -184,3 +218,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- accounts logging — projects/web issue: django-axes reports every log-in at INFO -----------------
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}

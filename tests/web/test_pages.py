@@ -13,6 +13,7 @@ from rtbank.ingest.importer import import_paths
 from rtbank.projects.models import AccessLog
 from rtbank.work.worker import run_until_idle
 from tests.conftest import DATA
+from tests.web.clients import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,13 +23,6 @@ def loaded() -> Patient:
     import_paths([DATA / "pyplanscoring/raystation_brain_srs_imrt", DATA / "synthetic-rtrecord"], {})
     run_until_idle()
     return Patient.objects.get(patient_id="brain")
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    if user:
-        client.force_login(user)
-    return client
 
 
 def test_anonymous_users_are_sent_to_login(loaded: Patient) -> None:

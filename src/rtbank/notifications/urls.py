@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from rtbank.notifications import views
+
+urlpatterns = [
+    path("notifications/", views.notification_list, name="notifications"),
+    path("notifications/read/", views.mark_read, name="notifications_read"),
+]

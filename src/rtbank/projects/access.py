@@ -17,6 +17,7 @@ The rules (brief, "Contracts"):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,18 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from rtbank.catalog.models import Instance, InstanceState, Patient, PlanBundleMember
-from rtbank.projects.models import AccessLog, Grant, Permission, Project, ProjectStatus, ProjectSubject
+from rtbank.projects.models import (
+    AccessLog,
+    ExportJob,
+    Grant,
+    Permission,
+    Project,
+    ProjectStatus,
+    ProjectSubject,
+)
 
 ALLOWED, DENIED, NOT_FOUND = "allowed", "denied", "not_found"
+PLAN_KINDS = ("plan", "ion_plan")
 
 
 def is_site_admin(user: Any) -> bool:
@@ -36,6 +46,11 @@ def is_site_admin(user: Any) -> bool:
 
 def today() -> dt.date:
     return dt.date.today()
+
+
+def active_projects(on: dt.date | None = None) -> QuerySet[Project]:
+    """Projects that are renewed and not archived (their grants give something)."""
+    return Project.objects.filter(renew_by__gte=on or today()).exclude(status=ProjectStatus.ARCHIVED)
 
 
 def live_grants(user: Any, on: dt.date | None = None) -> QuerySet[Grant]:
@@ -162,6 +177,88 @@ class Access:
             raise Http404("no such patient in your inbox")
         return patient
 
+    # --- what a person may do beyond reading ----------------------------------------------------------
+    def may_assign(self, project: Project) -> bool:
+        """Assign data to ``project``: site admins route to any collecting project; others need ``assign``."""
+        if project.status != ProjectStatus.COLLECTING or project.is_suspended(today()):
+            return False
+        return self.site_admin or self.has(project, Permission.ASSIGN)
+
+    def assignable_projects(self) -> QuerySet[Project]:
+        collecting = active_projects().filter(status=ProjectStatus.COLLECTING)
+        return collecting if self.site_admin else collecting.filter(pk__in=list(self.projects(Permission.ASSIGN)
+                                                                               .values_list("pk", flat=True)))
+
+    def upload_institution(self) -> Any:
+        """The institution this person uploads for (``uploader`` role), else ``None``."""
+        profile = getattr(self.user, "profile", None) if self.user is not None and self.user.is_authenticated else None
+        if profile is None or not profile.institution_id or not profile.has_role("uploader"):
+            return None
+        return profile.institution
+
+    def upload_projects(self) -> QuerySet[Project]:
+        """Projects an upload may go straight into: assignable, with the uploader's institution participating."""
+        institution = self.upload_institution()
+        if institution is None:
+            return Project.objects.none()
+        return self.assignable_projects().filter(institutions=institution)
+
+    def members_project(self, code: str, action: str) -> Project:
+        """A project whose members this person manages: ``members`` permission, or a site admin."""
+        if self.site_admin:
+            project = Project.objects.filter(code=code).first()
+            self.record(action, "project", code, ALLOWED if project else NOT_FOUND, project=project)
+            if project is None:
+                raise Http404("no such project")
+            return project
+        return self.project(code, Permission.MEMBERS, action)
+
+    def require_site_admin(self, action: str, object_type: str = "page") -> None:
+        """Pages only site admins use (the access log, reuse): 403 for everyone else, logged."""
+        if not self.site_admin:
+            self.record(action, object_type, "", DENIED)
+            raise PermissionDenied("only site admins may do this")
+
+    # --- instances of a project, and how patients are named -----------------------------------------
+    def subject_instances(self, project: Project, subject: ProjectSubject) -> QuerySet[Instance]:
+        """The current instances ``project`` holds of one subject (never the rest of the patient's data)."""
+        return instances_in(project).filter(series__study__patient_id=subject.patient_id)
+
+    def plan(self, project: Project, uid: str, action: str) -> Instance:
+        """A plan the project holds, by SOP Instance UID (404 otherwise; logged either way)."""
+        plan = instances_in(project).filter(sop_instance_uid=uid, kind__in=PLAN_KINDS).first()
+        self.record(action, "instance", plan.pk if plan else uid, ALLOWED if plan else NOT_FOUND, project=project)
+        if plan is None:
+            raise Http404("no such plan in this project")
+        return plan
+
+    def export_instances(self, project: Project, subject_ids: Iterable[str] = ()) -> QuerySet[Instance]:
+        """What a download of ``project`` contains (the caller checked ``download``): all or some subjects."""
+        instances = instances_in(project)
+        wanted = list(subject_ids)
+        if wanted:
+            patients = ProjectSubject.objects.filter(project=project, subject_id__in=wanted).values("patient_id")
+            instances = instances.filter(series__study__patient_id__in=patients)
+        return instances
+
+    def labeller(self, project: Project) -> Callable[[Patient], str]:
+        """Patient → the name exports and CSVs use: the subject ID, or the Patient ID with ``identifiers``."""
+        subject_ids = dict(ProjectSubject.objects.filter(project=project).values_list("patient_id", "subject_id"))
+        if self.shows_identifiers(project):
+            return lambda patient: patient.patient_id
+        return lambda patient: subject_ids.get(patient.pk, f"{project.code}-unknown-{patient.pk}")
+
+    def export_job(self, pk: int, action: str) -> ExportJob:
+        """One of the person's own export jobs, while they still hold ``download`` on its project."""
+        job = ExportJob.objects.filter(pk=pk, user_id=getattr(self.user, "pk", None)).select_related("project").first()
+        if job is None or job.project_id not in self.permissions:
+            self.record(action, "export", pk, NOT_FOUND)
+            raise Http404("no such export")
+        if not self.has(job.project, Permission.DOWNLOAD):
+            self.record(action, "export", pk, DENIED, project=job.project, permission=Permission.DOWNLOAD.value)
+            raise PermissionDenied("you need the 'download' permission on this project")
+        return job
+
     # --- the access log ------------------------------------------------------------------------------
     def record(self, action: str, object_type: str, object_id: object, outcome: str,
                project: Project | None = None, **details: Any) -> None:
@@ -170,6 +267,16 @@ class Access:
             actor=self.label, action=action[:32], object_type=object_type, object_id=str(object_id)[:100],
             project=project, outcome=outcome, remote_addr=self.remote_addr, details=details,
         )
+
+    def record_many(self, action: str, object_type: str, object_ids: Iterable[object], outcome: str,
+                    project: Project | None = None, **details: Any) -> int:
+        """One access-log row per object (e.g. each patient of an export), written in one statement."""
+        user = self.user if self.user is not None and self.user.is_authenticated else None
+        rows = [AccessLog(user=user, actor=self.label, action=action[:32], object_type=object_type,
+                          object_id=str(object_id)[:100], project=project, outcome=outcome,
+                          remote_addr=self.remote_addr, details=details) for object_id in object_ids]
+        AccessLog.objects.bulk_create(rows, batch_size=500)
+        return len(rows)
 
 
 def instances_in(project: Project) -> QuerySet[Instance]:

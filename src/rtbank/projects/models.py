@@ -54,6 +54,8 @@ class Project(models.Model):
                                 help_text="optional AE title centres send to (accepted by the receiver)")
     renew_by = models.DateField(help_text="not renewed by this date: every grant on the project is suspended")
     subject_prefix = models.CharField(max_length=16, blank=True, help_text="prefix of assigned subject IDs")
+    renewal_reminded_for = models.DateField(null=True, blank=True,
+                                            help_text="the renew_by date a renewal reminder was sent for")
     destinations = models.ManyToManyField("institutions.Node", blank=True, related_name="projects",
                                           help_text="nodes this project's data may be forwarded to")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -80,6 +82,7 @@ class Grant(models.Model):
     expires_on = models.DateField()
     granted_by = models.CharField(max_length=150)
     granted_at = models.DateTimeField(auto_now=True)
+    reminded_for = models.DateField(null=True, blank=True, help_text="the expiry date a reminder was sent for")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "project", "permission"], name="grant_unique")]
@@ -165,3 +168,70 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.outcome}"
+
+
+class JobState(models.TextChoices):
+    PENDING = "pending", "waiting"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+
+
+class ExportJob(models.Model):
+    """A bulk export of a project's raw DICOM written in the background to ``EXPORT_DIR/<folder>``.
+
+    The worker writes it in chunks (``cursor`` = last instance id written), each chunk a short transaction,
+    so progress is visible and a killed worker resumes where it stopped. The user's grant is checked again
+    before every chunk and before every download.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exports")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    subject_ids = models.JSONField(default=list, blank=True, help_text="subject IDs; empty: the whole project")
+    identifiers = models.BooleanField(default=False, help_text="folders named by patient ID (else subject ID)")
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.PENDING)
+    total_files = models.PositiveIntegerField(default=0)
+    total_bytes = models.PositiveBigIntegerField(default=0)
+    done_files = models.PositiveIntegerField(default=0)
+    done_bytes = models.PositiveBigIntegerField(default=0)
+    cursor = models.BigIntegerField(default=0, help_text="last instance id written")
+    folder = models.CharField(max_length=200, blank=True, help_text="relative to EXPORT_DIR")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "created_at"], name="export_user_idx")]
+
+    def __str__(self) -> str:
+        return f"export #{self.pk} of {self.project_id} ({self.state})"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done_files / self.total_files) if self.total_files else (100 if self.state == "done" else 0)
+
+
+class Upload(models.Model):
+    """One web upload: what was sent, what was stored, and (optionally) its assignment to a project."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    institution = models.ForeignKey("institutions.Institution", on_delete=models.PROTECT, related_name="+")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads")
+    deidentified = models.BooleanField(default=False)
+    files = models.PositiveIntegerField(default=0)
+    stored = models.PositiveIntegerField(default=0)
+    not_dicom = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    results = models.JSONField(default=list, blank=True, help_text="[[file name, result], …]")
+    source_ids = models.JSONField(default=list, blank=True, help_text="spool sources of this upload")
+    assignment = models.CharField(max_length=16, blank=True, choices=JobState.choices)
+    assignment_result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "created_at"], name="upload_user_idx")]
+
+    def __str__(self) -> str:
+        return f"upload #{self.pk}"

@@ -161,3 +161,62 @@ def _new_subject_id(project: Project, patient: Patient) -> str:
     while f"{prefix}-{n:04d}" in taken:
         n += 1
     return f"{prefix}-{n:04d}"
+
+
+# --- reminders (called daily by the scheduler) ------------------------------------------------------------
+def remind_expiring_grants(today: dt.date | None = None, *, days: int | None = None) -> int:
+    """Tell people whose access ends soon, and the project's member managers; remind of project renewals.
+
+    The scheduler calls this once a day. A grant expiring within ``days`` (default ``GRANT_REMIND_DAYS``)
+    gets one reminder per expiry date (renewing it to a new date arms a new reminder); a project whose
+    ``renew_by`` falls within 30 days reminds its member managers and the site admins once per date.
+    Returns the number of notifications stored. Texts name projects and people, never patients.
+    """
+    from django.conf import settings
+    from django.db.models import F
+
+    from rtbank.notifications.services import notify
+    from rtbank.projects.access import active_projects
+
+    day = today or dt.date.today()
+    horizon = day + dt.timedelta(days=settings.GRANT_REMIND_DAYS if days is None else days)
+    due = (
+        Grant.objects.filter(expires_on__gte=day, expires_on__lte=horizon, user__is_active=True,
+                             project__in=active_projects(day))
+        .exclude(reminded_for=F("expires_on"))
+        .select_related("user", "project")
+        .order_by("project_id", "user_id", "permission")
+    )
+    groups: dict[tuple[int, int, dt.date], list[Grant]] = {}
+    for g in due:
+        groups.setdefault((g.project_id, g.user_id, g.expires_on), []).append(g)
+    sent = 0
+    for (_project_id, _user_id, expires), grants in groups.items():
+        project, user = grants[0].project, grants[0].user
+        names = ", ".join(g.permission for g in grants)
+        sent += len(notify([user], "grant_expiring", f"Your access to {project.code} ends on {expires:%Y-%m-%d}",
+                           f"Your permissions on project {project.code} ({project.name}) — {names} — end on "
+                           f"{expires:%Y-%m-%d}. Ask the project's manager to renew them if you still need them.",
+                           url=f"/projects/{project.code}/"))
+        managers = _member_managers(project, day).exclude(pk=user.pk)
+        sent += len(notify(managers, "grant_expiring", f"{user.get_username()}'s access to {project.code} ends "
+                           f"on {expires:%Y-%m-%d}",
+                           f"{user.get_username()} holds {names} on {project.code} until {expires:%Y-%m-%d}. "
+                           f"Renew or let it lapse on the members page.",
+                           url=f"/projects/{project.code}/members/"))
+        Grant.objects.filter(pk__in=[g.pk for g in grants]).update(reminded_for=expires)
+    for project in active_projects(day).filter(renew_by__lte=day + dt.timedelta(days=30)).exclude(
+            renewal_reminded_for=F("renew_by")):
+        people = (_member_managers(project, day) | User.objects.filter(is_superuser=True, is_active=True)).distinct()
+        sent += len(notify(people, "project_renewal", f"Project {project.code} must be renewed by "
+                           f"{project.renew_by:%Y-%m-%d}",
+                           f"Project {project.code} ({project.name}) is renewed until {project.renew_by:%Y-%m-%d}. "
+                           "If it is not renewed by then, every grant on it is suspended.",
+                           url=f"/projects/{project.code}/members/"))
+        Project.objects.filter(pk=project.pk).update(renewal_reminded_for=project.renew_by)
+    return sent
+
+
+def _member_managers(project: Project, day: dt.date):  # noqa: ANN202 - a User queryset
+    return User.objects.filter(is_active=True, grants__project=project, grants__permission=Permission.MEMBERS,
+                               grants__expires_on__gte=day).distinct()

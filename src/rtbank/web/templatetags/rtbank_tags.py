@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.http import QueryDict
 
 register = template.Library()
 
@@ -31,3 +32,20 @@ def label(value: str) -> str:
 @register.filter
 def get(mapping: dict, key: object) -> object:
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.simple_tag(takes_context=True)
+def page_query(context: template.Context, param: str, number: int) -> str:
+    """The current query string with ``param`` set to ``number`` (keeps filters while paging)."""
+    request = context.get("request")
+    query = request.GET.copy() if request is not None else QueryDict(mutable=True)
+    query[param] = str(number)
+    return "?" + query.urlencode()
+
+
+@register.simple_tag(takes_context=True)
+def panels(context: template.Context, kind: str) -> str:
+    """Sections other areas contribute to this page (see :mod:`rtbank.web.panels`)."""
+    from rtbank.web.panels import render_panels
+
+    return render_panels(kind, context["request"], context.flatten())
