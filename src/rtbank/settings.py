@@ -205,6 +205,46 @@ EMAIL_TIMEOUT = 20
 DEFAULT_FROM_EMAIL = os.environ.get("RTBANK_MAIL_FROM", "rtbank@localhost")
 SITE_URL = os.environ.get("RTBANK_SITE_URL", f"http://127.0.0.1:{HTTP_PORT}")
 
+# --- rules, forwarding outbox, cleanup, notifications, scheduler (issue 5; owner: rules) ------------
+# Forwarding (C-STORE SCU): a failed send is retried after about base · 2^(n-1) s (at most cap) until the
+# attempt cap, then waits as failed in the outbox for a person's "resubmit".
+FORWARD_MAX_ATTEMPTS = env_int("RTBANK_FORWARD_MAX_ATTEMPTS", 12)
+FORWARD_BACKOFF_S = float(os.environ.get("RTBANK_FORWARD_BACKOFF", "30"))
+FORWARD_BACKOFF_CAP_S = float(os.environ.get("RTBANK_FORWARD_BACKOFF_CAP", "3600"))
+# Seconds to wait for each answer of the destination (a 100 MB dose over a slow link takes minutes).
+FORWARD_TIMEOUT_S = env_int("RTBANK_FORWARD_TIMEOUT", 600)
+# One send may take this long before another worker takes the row again (on PostgreSQL leases are renewed).
+FORWARD_LEASE_S = env_int("RTBANK_FORWARD_LEASE", 4 * 3600)
+OUTBOX_DIR = Path(os.environ.get("RTBANK_OUTBOX", str(HOME / "outbox")))  # copies of files queued by other areas
+# Cleanup: unretained data older than AGE days is deleted NOTICE days after its institution's data managers
+# were told, into the trash, whose files are removed after TRASH days.
+CLEANUP_AGE_DAYS = env_int("RTBANK_CLEANUP_AGE_DAYS", 90)
+CLEANUP_NOTICE_DAYS = env_int("RTBANK_CLEANUP_NOTICE_DAYS", 7)
+CLEANUP_TRASH_DAYS = env_int("RTBANK_CLEANUP_TRASH_DAYS", 30)
+TRASH_DIR = Path(os.environ.get("RTBANK_TRASH", str(HOME / "trash")))
+# Suspensions of grants and projects that expired within this many days are announced to the people concerned
+# (reminders before expiry are the projects area's: rtbank.projects.services.remind_expiring_grants).
+SUSPENSION_NOTICE_DAYS = env_int("RTBANK_SUSPENSION_NOTICE_DAYS", 30)
+# Rules: a dry run over stored data evaluates at most this many objects (the page says when it stopped).
+RULES_DRY_RUN_LIMIT = env_int("RTBANK_RULES_DRY_RUN_LIMIT", 20000)
+# SMS: an HTTP webhook of your SMS provider (POST JSON {"to", "text", "sender"}); empty = no SMS.
+SMS_WEBHOOK_URL = os.environ.get("RTBANK_SMS_WEBHOOK_URL", "")
+SMS_WEBHOOK_TOKEN = os.environ.get("RTBANK_SMS_WEBHOOK_TOKEN", "")
+SMS_SENDER = os.environ.get("RTBANK_SMS_SENDER", "rtbank")
+SMS_TIMEOUT_S = env_int("RTBANK_SMS_TIMEOUT", 10)
+# Scheduled jobs run inside the worker (rtbank.work.scheduler): when = daily@HH:MM | hourly | every:SECONDS | off.
+SCHEDULE = {
+    "cleanup": {"task": "rtbank.rules.cleanup.run_scheduled",
+                "when": os.environ.get("RTBANK_SCHEDULE_CLEANUP", "daily@02:00")},
+    "expiry": {"task": "rtbank.rules.expiry.run_scheduled",
+               "when": os.environ.get("RTBANK_SCHEDULE_EXPIRY", "daily@01:30")},
+    "digest": {"task": "rtbank.notifications.services.queue_digests",
+               "when": os.environ.get("RTBANK_SCHEDULE_DIGEST", "daily@07:00")},
+}
+SCHEDULER_POLL_S = float(os.environ.get("RTBANK_SCHEDULER_POLL", "30"))
+SCHEDULER_JOB_LEASE_S = env_int("RTBANK_SCHEDULER_JOB_LEASE", 1800)
+# --- end of issue 5 block --------------------------------------------------------------------------------
+
 # --- logging -----------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -20,6 +20,7 @@ from rtbank.work.registry import Batch, Poller, WorkKind, register_kind, registe
 # The stages after analysis, in this order, each called with the patient id. Each area owns its function;
 # adding a stage is one line here (explicit flow, no signals).
 AFTER_ANALYSIS: list[str] = [
+    "rtbank.rules.engine.evaluate_patient",  # trigger rules: assign, forward, notify
 ]
 
 

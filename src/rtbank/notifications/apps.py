@@ -11,4 +11,4 @@ class NotificationsConfig(AppConfig):
         from rtbank.notifications import services
         from rtbank.work.registry import WorkKind, register_kind
 
-        register_kind(WorkKind(services.NOTIFY, services.deliver_email, batch_size=20, order=60))
+        register_kind(WorkKind(services.NOTIFY, services.deliver, batch_size=20, order=60))

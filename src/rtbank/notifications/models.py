@@ -18,9 +18,12 @@ class Notification(models.Model):
     email_sent_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     digest = models.BooleanField(default=False, help_text="held for the daily digest")
+    sms_sent_at = models.DateTimeField(null=True, blank=True)
+    digest_sent_at = models.DateTimeField(null=True, blank=True, help_text="when the digest holding it went out")
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["digest", "digest_sent_at", "user"], name="notification_digest_idx")]
 
     def __str__(self) -> str:
         return f"{self.event} for user #{self.user_id}"

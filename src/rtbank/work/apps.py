@@ -6,3 +6,8 @@ class WorkConfig(AppConfig):
 
     name = "rtbank.work"
     label = "work"
+
+    def ready(self) -> None:
+        from rtbank.work import scheduler
+
+        scheduler.register()

@@ -45,6 +45,7 @@ class WorkKind:
     lease_s: int | None = None
     prepare: Prepare | None = None
     order: int = 100  # lower runs first when several kinds have work
+    backoff: tuple[float, float] | None = None  # (base_s, cap_s) between failed attempts; None = the default
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Poller:
     name: str
     func: Callable[[str], None]  # called with the worker id
     every_s: float
+    when_draining: bool = True  # also while a worker only drains the queue (run_until_idle: tests, import --wait)
 
 
 KINDS: dict[str, WorkKind] = {}

@@ -133,13 +133,18 @@ def complete(item: WorkItem, worker_id: str, *, result: dict[str, Any] | None = 
     )
 
 
-def fail(item: WorkItem, worker_id: str, error: str, *, retry: bool = True) -> WorkItem:
-    """Record a failure: back off and retry, or park the row as failed at the cap (or when not retryable)."""
+def fail(item: WorkItem, worker_id: str, error: str, *, retry: bool = True,
+         backoff: tuple[float, float] | None = None) -> WorkItem:
+    """Record a failure: back off and retry, or park the row as failed at the cap (or when not retryable).
+
+    ``backoff`` is ``(base_s, cap_s)``: attempt n waits about ``min(cap, base · 2^(n-1))`` seconds (±20 %).
+    """
     item.last_error = error[:4000]
     if not retry or item.attempts >= item.max_attempts:
         _finish_failed(item, item.last_error)
         return item
-    delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (item.attempts - 1)) * random.uniform(0.8, 1.2)
+    base_s, cap_s = backoff or (BACKOFF_BASE_S, BACKOFF_CAP_S)
+    delay = min(cap_s, base_s * 2 ** (item.attempts - 1)) * random.uniform(0.8, 1.2)
     WorkItem.objects.filter(pk=item.pk, claimed_by=worker_id).update(
         state=WorkState.PENDING, claimed_by="", lease_until=None, last_error=item.last_error,
         not_before=timezone.now() + dt.timedelta(seconds=delay),

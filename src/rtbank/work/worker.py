@@ -44,7 +44,7 @@ class Worker:
         while not self.stop.is_set():
             close_old_connections()
             try:
-                self._run_pollers()
+                self._run_pollers(draining=until_idle)
                 did_work = self.step()
                 self._heartbeat()
             except DatabaseError as exc:
@@ -102,7 +102,7 @@ class Worker:
                     raise  # the whole batch is retried after the lease; nothing half-done is committed
                 except Exception as exc:  # noqa: BLE001 - one bad row must never stop the worker
                     logger.exception("%s %s failed", kind.name, item.key)
-                    services.fail(item, self.id, f"{type(exc).__name__}: {exc}")
+                    services.fail(item, self.id, f"{type(exc).__name__}: {exc}", backoff=kind.backoff)
             for hook in batch.before_commit:
                 hook()
 
@@ -116,9 +116,11 @@ class Worker:
             finally:
                 close_old_connections()
 
-    def _run_pollers(self) -> None:
+    def _run_pollers(self, draining: bool = False) -> None:
         now = time.monotonic()
         for poller in POLLERS.values():
+            if draining and not poller.when_draining:
+                continue
             if now - self._last_poll.get(poller.name, -1e9) >= poller.every_s:
                 self._last_poll[poller.name] = now
                 try:
