@@ -55,7 +55,9 @@ def assert_exact_harvest(env: RtbankEnv, archive: Archive) -> dict:
     held = catalog_uids(env)
     expected = set().union(*archive.expected().values())
     assert not [u for u, n in held.items() if n > 1], "an object was filed twice"
-    assert expected - set(held) == set(), "expected objects are missing"
+    missing = expected - set(held)
+    kinds = sorted({(archive.index.objects[u].kind, archive.index.objects[u].series_uid) for u in missing})
+    assert missing == set(), f"{len(missing)} expected objects are missing: {kinds}"
     assert set(held) & archive.decoys() == set(), "a decoy (untreated or unrelated object) was collected"
     assert set(held) == expected
     return held
@@ -91,3 +93,42 @@ def test_it_collects_exactly_the_treated_plans_with_all_their_objects(source_env
                            "out = sorted({(i.provenance.get('harvest_run'), i.provenance.get('source_node')) "
                            "for i in Instance.objects.all()})")
     assert provenance == [[1, "RV"]]
+
+
+@pytest.mark.parametrize(("levels", "level"), [("image,series,patient", "series"), ("image,patient", "patient")])
+def test_it_falls_back_when_the_source_cannot_match_treatment_date(
+        harvest_env: RtbankEnv, archive: Archive, tmp_path: Path, levels: str, level: str) -> None:
+    """Orthanc without StorageAccessOnFind matches no TreatmentDate at image level (and returns no sequences)."""
+    env = harvest_env
+    env.run("node", "add", "TPS", "--ae", "TPS", "--host", "127.0.0.1", "--port", "104")
+    env.start_receiver()
+    orthanc = start_source(archive, tmp_path / "orthanc", env, storage_access_on_find="Never")
+    try:
+        register_source(env, "RV", orthanc.aet, orthanc.dicom_port, "--query-levels", levels)
+        result = env.run("harvest", "RV", "--from", WINDOW[0], "--to", WINDOW[1], "--no-progress", check=False, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert report_json(env)["record_level"] == level
+        assert_exact_harvest(env, archive)
+    finally:
+        orthanc.stop()
+
+
+def test_it_harvests_a_patient_list_into_a_project(source_env: tuple, archive: Archive, tmp_path: Path) -> None:
+    env, _ = source_env
+    patient = archive.manifest["patients"][1]
+    (tmp_path / "patients.txt").write_text(f"# data manager's list\n{patient['patient_id']}\n")
+    env.run("project", "add", "HARV", "--name", "Harvested", "--renew-by", "2099-01-01")
+    result = env.run("harvest", "RV", "--patients", str(tmp_path / "patients.txt"), "--project", "HARV",
+                     "--no-progress", check=False, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = {uid: objs for uid, objs in archive.expected().items()
+                if uid in {p["sop_instance_uid"] for p in patient["plans"]}}
+    held = catalog_uids(env)
+    assert set(held) == set().union(*expected.values())
+    assigned = env.query("from rtbank.projects.models import ProjectPlan\n"
+                         "out = sorted(ProjectPlan.objects.values_list('plan__sop_instance_uid', flat=True))")
+    assert assigned == sorted(expected)
+    retained = env.query("from rtbank.harvest.services import retained_instance_ids\n"
+                         "from rtbank.catalog.models import Instance\n"
+                         "out = Instance.objects.filter(pk__in=retained_instance_ids()).count()")
+    assert retained == len(held)

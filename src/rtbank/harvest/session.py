@@ -41,6 +41,9 @@ RETURN_KEYS: dict[str, dict[str, Any]] = {
     "RTDOSE": {"ReferencedRTPlanSequence": [], "ReferencedStructureSetSequence": []},
     "RTPLAN": {"ReferencedStructureSetSequence": [], "ReferencedDoseSequence": []},
 }
+# The kind an object has when the source does not return its SOP Class UID (e.g. Orthanc without storage access).
+MODALITY_KIND = {"RTRECORD": "record", "RTPLAN": "plan", "RTDOSE": "dose", "RTSTRUCT": "structure_set",
+                 "REG": "registration", "CT": "image", "MR": "image", "PT": "image", "RTIMAGE": "rt_image"}
 SEQUENCE_REFS = {"ReferencedRTPlanSequence": "plan", "ReferencedStructureSetSequence": "structure_set",
                  "ReferencedDoseSequence": "dose"}
 
@@ -236,7 +239,8 @@ class Session:
             rows.append(HarvestObject(
                 run=self.run, sop_instance_uid=uid, patient_id=series.patient_id, study_uid=series.study_uid,
                 series_uid=series.series_uid, sop_class_uid=sop_class, modality=series.modality,
-                kind=rt_kind(sop_class).value if sop_class else "", node=series.node, refs=refs,
+                kind=rt_kind(sop_class).value if sop_class else MODALITY_KIND.get(series.modality, "other"),
+                node=series.node, refs=refs,
                 frame_uid=str(a.get("FrameOfReferenceUID", "") or "") or series.frame_uid,
                 instance_number=int(number) if number not in (None, "") else None,
                 treatment_date=dicom_date(a, "TreatmentDate") if "TreatmentDate" in a else None,
@@ -350,8 +354,9 @@ class Session:
                 continue
             self._cache[obj.sop_instance_uid] = data
             _apply_header(obj, ds)
-            HarvestObject.objects.filter(pk=obj.pk).update(refs=obj.refs, first_contour_image=obj.first_contour_image,
-                                                           treatment_date=obj.treatment_date, frame_uid=obj.frame_uid)
+            HarvestObject.objects.filter(pk=obj.pk).update(
+                refs=obj.refs, first_contour_image=obj.first_contour_image, treatment_date=obj.treatment_date,
+                frame_uid=obj.frame_uid, kind=obj.kind, sop_class_uid=obj.sop_class_uid)
         missing = [o.sop_instance_uid for o in group if not _known(o)]
         if missing:
             raise dimse.Transient(f"{node.name}: C-GET did not return {len(missing)} object(s) to inspect")
@@ -461,7 +466,9 @@ def _known(obj: HarvestObject) -> bool:
 
 def _apply_header(obj: HarvestObject, ds: Any) -> None:
     obj.refs = [[r.kind.value, r.target_uid] for r in references(ds)]
-    kind = rt_kind(str(ds.get("SOPClassUID", "")))
+    obj.sop_class_uid = str(ds.get("SOPClassUID", "") or obj.sop_class_uid)
+    kind = rt_kind(obj.sop_class_uid)
+    obj.kind = kind.value if kind != RtKind.OTHER else obj.kind
     if kind == RtKind.STRUCTURE_SET:
         obj.first_contour_image = StructureSetInfo.from_dataset(ds).first_contour_image_uid or ""
     if "TreatmentDate" in ds:
