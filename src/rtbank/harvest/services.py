@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +14,7 @@ from rtbank.catalog.models import Instance
 from rtbank.eventlog.services import log_event
 from rtbank.harvest import jobs
 from rtbank.harvest.models import HarvestObject, HarvestPlan, HarvestRun, ObjectState, PlanState, RunState
-from rtbank.harvest.sources import HarvestError, SourceSettings, harvest_node
+from rtbank.harvest.sources import HarvestError, SourceSettings, harvest_node, holder_dead
 from rtbank.harvest.walk import STEPS
 from rtbank.projects.models import Project
 from rtbank.work import services as work
@@ -84,7 +82,7 @@ def resume(run: HarvestRun, *, actor: str, retry_failed: bool = False) -> int:
     rows = WorkItem.objects.filter(kind__in=jobs.KINDS, key__startswith=jobs.key(run.pk, ""))
     freed = 0
     for item in rows.filter(state=WorkState.IN_PROGRESS):
-        if _holder_dead(item.claimed_by):
+        if holder_dead(item.claimed_by):
             freed += WorkItem.objects.filter(pk=item.pk, claimed_by=item.claimed_by).update(
                 state=WorkState.PENDING, claimed_by="", lease_until=None, not_before=None)
     retried = 0
@@ -97,20 +95,6 @@ def resume(run: HarvestRun, *, actor: str, retry_failed: bool = False) -> int:
     log_event("harvest", "run_resumed", actor=actor, object_type="harvest_run", object_id=run.pk,
               details={"freed": freed, "retried": retried})
     return freed + retried
-
-
-def _holder_dead(claimed_by: str) -> bool:
-    """A worker id is ``host:pid:tag``; on this host a missing pid means its leases can go now."""
-    parts = claimed_by.split(":")
-    if len(parts) < 2 or parts[0] != socket.gethostname():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except (ValueError, PermissionError):
-        return False
-    return False
 
 
 def cancel(run: HarvestRun, *, actor: str) -> None:

@@ -81,6 +81,7 @@ class Session:
     _cache: dict[str, bytes] = field(default_factory=dict)
     _writer: dict[int, SpoolWriter] = field(default_factory=dict)
     _last_op: float = 0.0
+    _renewed: float = field(default_factory=time.monotonic)
 
     # --- sources ------------------------------------------------------------------------------------
     @property
@@ -140,6 +141,11 @@ class Session:
     def _tick(self) -> None:
         if self.on_progress:
             self.on_progress()
+        now = time.monotonic()
+        if now - self._renewed > settings.HARVEST_LEASE_S / 3:
+            self._renewed = now
+            for node_pk, opened in self._open.items():
+                sources.renew_slot(Node(pk=node_pk), opened.slot, self.holder, settings.HARVEST_LEASE_S)
 
     def _log(self, node: Node, action: str, details: dict[str, Any], outcome: str = Outcome.OK) -> None:
         self._last_op = time.monotonic()

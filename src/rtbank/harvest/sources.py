@@ -17,7 +17,9 @@ A clinic's R&V system is a production system: by default rtbank opens one associ
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -176,13 +178,29 @@ def acquire_slot(node: Node, holder: str, parallel: int, lease_s: float) -> int 
                 SourceSlot.objects.get_or_create(node=node, slot=slot)
         except IntegrityError:
             pass
-    free = (Q(holder="") | Q(until__lt=now)) & (Q(free_at__isnull=True) | Q(free_at__lte=now))
+    dead = [h for h in SourceSlot.objects.filter(node=node).exclude(holder="").values_list("holder", flat=True)
+            if holder_dead(h)]
+    free = (Q(holder="") | Q(until__lt=now) | Q(holder__in=dead)) & (Q(free_at__isnull=True) | Q(free_at__lte=now))
     for slot in range(parallel):
         taken = SourceSlot.objects.filter(free, node=node, slot=slot).update(
             holder=holder, until=now + dt.timedelta(seconds=lease_s))
         if taken:
             return slot
     return None
+
+
+def holder_dead(holder: str) -> bool:
+    """A holder is ``host:pid:…`` (a worker id); on this host a missing pid means it died (kill -9)."""
+    parts = holder.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError):
+        return False
+    return False
 
 
 def renew_slot(node: Node, slot: int, holder: str, lease_s: float) -> None:

@@ -38,6 +38,8 @@ def verify_run(run: HarvestRun) -> dict[str, Any] | None:
     rows = WorkItem.objects.filter(kind__in=(jobs.FIND, jobs.STEP), key__startswith=jobs.key(run.pk, ""))
     if rows.filter(state__in=(WorkState.PENDING, WorkState.IN_PROGRESS)).exists():
         return None
+    if _continue_after_failed_steps(run):
+        return None
     current = _current(run)
     waiting = HarvestObject.objects.filter(run=run, state=ObjectState.REQUESTED).exclude(sop_instance_uid__in=current)
     if waiting.exists() and _still_arriving(run):
@@ -58,6 +60,25 @@ def verify_run(run: HarvestRun) -> dict[str, Any] | None:
               object_id=run.pk, message=f"{state}: {dict(totals)}", details=summary)
     _notify(run, state, dict(totals))
     return {"state": state, **summary}
+
+
+def _continue_after_failed_steps(run: HarvestRun) -> bool:
+    """A step that failed after retries does not stop its plan: the next step runs (idempotent enqueue)."""
+    from rtbank.harvest.walk import STEPS
+    from rtbank.work import services as work
+
+    keys = set(WorkItem.objects.filter(kind=jobs.STEP, key__startswith=jobs.key(run.pk, "")).values_list("key", flat=True))
+    added = False
+    for item in WorkItem.objects.filter(kind=jobs.STEP, key__startswith=jobs.key(run.pk, ""), state=WorkState.FAILED):
+        step = item.payload.get("step", "")
+        if step not in STEPS or STEPS.index(step) + 1 >= len(STEPS):
+            continue
+        nxt = STEPS[STEPS.index(step) + 1]
+        row_key = jobs.key(run.pk, "plan", str(item.payload["plan"]), nxt)
+        if row_key not in keys:
+            work.enqueue(jobs.STEP, row_key, {"run": run.pk, "plan": item.payload["plan"], "step": nxt}, rearm=False)
+            added = True
+    return added
 
 
 def _current(run: HarvestRun) -> set[str]:
