@@ -48,6 +48,21 @@ def today() -> dt.date:
     return dt.date.today()
 
 
+def search_fingerprint(text: str) -> str:
+    """What the access log keeps of a search: a keyed hash, never the words (they may be patient IDs).
+
+    An auditor who wants to know whether anyone searched for a given ID computes the same fingerprint (the
+    access-log page does, from its "searched for" field) — the log itself names nobody.
+    """
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    normalised = " ".join(text.lower().split())
+    return hmac.new(settings.SECRET_KEY.encode(), b"rtbank-search:" + normalised.encode(), hashlib.sha256).hexdigest()[:20]
+
+
 def active_projects(on: dt.date | None = None) -> QuerySet[Project]:
     """Projects that are renewed and not archived (their grants give something)."""
     return Project.objects.filter(renew_by__gte=on or today()).exclude(status=ProjectStatus.ARCHIVED)
@@ -267,6 +282,13 @@ class Access:
             actor=self.label, action=action[:32], object_type=object_type, object_id=str(object_id)[:100],
             project=project, outcome=outcome, remote_addr=self.remote_addr, details=details,
         )
+
+    def record_search(self, action: str, object_type: str, object_id: object, query: str,
+                      project: Project | None = None, **details: Any) -> None:
+        """A list or search view: logged with the search's fingerprint (see :func:`search_fingerprint`)."""
+        if query:
+            details["search"] = search_fingerprint(query)
+        self.record(action, object_type, object_id, ALLOWED, project=project, **details)
 
     def record_many(self, action: str, object_type: str, object_ids: Iterable[object], outcome: str,
                     project: Project | None = None, **details: Any) -> int:

@@ -12,11 +12,11 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from rtbank.projects.access import ALLOWED, Access
+from rtbank.projects.access import ALLOWED, Access, search_fingerprint
 from rtbank.projects.csvfiles import csv_response
 from rtbank.projects.models import AccessLog
 
-FILTERS = ("actor", "action", "outcome", "project", "object_type", "object_id", "since", "until")
+FILTERS = ("actor", "action", "outcome", "project", "object_type", "object_id", "since", "until", "searched")
 OUTCOMES = ("allowed", "denied", "not_found", "refused", "error")
 
 
@@ -41,6 +41,8 @@ def filtered(params: dict[str, str]):  # noqa: ANN201 - an AccessLog queryset
         qs = qs.filter(object_type=params["object_type"])
     if params.get("object_id"):
         qs = qs.filter(object_id=params["object_id"])
+    if params.get("searched"):
+        qs = qs.filter(details__search=search_fingerprint(params["searched"]))
     tz = timezone.get_current_timezone()
     if since := _date(params.get("since", "")):
         qs = qs.filter(time__gte=dt.datetime.combine(since, dt.time.min, tzinfo=tz))
@@ -55,7 +57,10 @@ def access_log(request: HttpRequest) -> HttpResponse:
     acc = Access.of(request)
     acc.require_site_admin("read_access_log", "access_log")
     params = {k: request.GET.get(k, "").strip()[:100] for k in FILTERS}
-    acc.record("read_access_log", "access_log", "", ALLOWED, **{k: v for k, v in params.items() if v})
+    filters = {k: v for k, v in params.items() if v and k != "searched"}
+    if params["searched"]:
+        filters["searched"] = search_fingerprint(params["searched"])
+    acc.record("read_access_log", "access_log", "", ALLOWED, **filters)
     qs = filtered(params)
     if request.GET.get("format") == "csv":
         rows = ([f"{r.time:%Y-%m-%d %H:%M:%S}", r.actor, r.action, r.object_type, r.object_id,

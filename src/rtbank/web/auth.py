@@ -88,7 +88,7 @@ class TokenForm(forms.Form):
 def login_verify(request: HttpRequest) -> HttpResponse:
     """Second step of logging in for people with a confirmed TOTP device."""
     target = request.POST.get("next") or request.GET.get("next") or "/"
-    if request.user.is_verified():
+    if request.user.is_verified() or not has_device(request.user):
         return redirect(_unquoted_next(request, target))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -106,8 +106,11 @@ def login_verify(request: HttpRequest) -> HttpResponse:
 @login_required
 def two_factor_setup(request: HttpRequest) -> HttpResponse:
     """Add a TOTP device: show its QR code, confirm it with one code, then the session counts as verified."""
-    if has_device(request.user) and not request.user.is_verified():
-        return redirect("login_verify")
+    if has_device(request.user):
+        if not request.user.is_verified():
+            return redirect("login_verify")
+        messages.info(request, "Two-factor authentication is already on for your account.")
+        return redirect("account")
     device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
     if device is None:
         device = TOTPDevice.objects.create(user=request.user, name="authenticator app", confirmed=False)

@@ -43,7 +43,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     if query:
         qs = qs.filter(Q(patient_id__icontains=query) | Q(name__icontains=query))
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    acc.record("list_inbox", "patient_list", "", ALLOWED, query=query, page=page.number)
+    acc.record_search("list_inbox", "patient_list", "", query, page=page.number)
     projects = acc.assignable_projects() if _may_route(acc) else Project.objects.none()
     return render(request, "rtbank/patients.html", {"page": page, "query": query, "projects": projects})
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from rtbank.catalog.models import RTPlan
 from rtbank.institutions.models import Institution
 from rtbank.projects import summaries
-from rtbank.projects.access import ALLOWED, Access, active_projects
+from rtbank.projects.access import Access, active_projects
 from rtbank.projects.models import Permission, Project, ProjectPlan
 from rtbank.projects.subject_view import bundle_groups, plan_references, subject_view
 
@@ -46,7 +46,7 @@ def project_detail(request: HttpRequest, code: str) -> HttpResponse:
     page = Paginator(subjects, PAGE_SIZE).get_page(request.GET.get("page"))
     plans_page = Paginator(summaries.plan_rows(project), PAGE_SIZE).get_page(request.GET.get("plans_page"))
     plans = list(plans_page)
-    acc.record("view_project", "project", project.code, ALLOWED, project=project, query=query, page=page.number)
+    acc.record_search("view_project", "project", project.code, query, project=project, page=page.number)
     context = {
         "project": project, "access": acc, "page": page, "query": query, "institution": institution,
         "rows": summaries.subject_rows(acc, project, list(page)),

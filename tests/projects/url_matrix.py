@@ -1,0 +1,256 @@
+"""The authorisation matrix: one entry per URL name of the whole site (every app), tried by every role.
+
+``test_authorization_matrix.py`` discovers every URL pattern from the resolver and fails when a name has no
+entry here — so a new URL cannot ship without saying who may use it. To add yours::
+
+    "my_view": [Case(kwargs=lambda w, role: {"code": w.project_for(role).code}, ok={"viewer_A", ...})],
+
+A :class:`Case` is one request per role (a fresh client each) against the real objects of :mod:`world`:
+
+* ``kwargs(world, role)`` builds the URL's arguments — use ``world.project_for(role)`` for project URLs, so the
+  suspended role is tried on its own (suspended) project S, which holds A's patient too;
+* ``ok`` are the roles that must get ``ok_status`` (the positive control: at least one role must be listed,
+  or ``positive`` must make its own request and return a response with ``ok_status``);
+* every other role must get no 2xx, and no 2xx response to a role outside ``sees`` may contain any of
+  ``world.SENTINELS`` (A's patient ID, name, ROI name, plan label, subject ID) — lists, searches and exports
+  included;
+* ``method``/``data`` send a POST (run inside a rolled-back transaction); ``effect(world)`` says whether it
+  took effect — it must for ``ok`` roles and must not for the others;
+* ``contains`` must appear in the positive responses (proof that real objects were shown).
+
+Roles: anonymous, nogrant, viewer_A, analyst_A, manager_A (+identifiers, ODE uploader/data manager), member_B
+(manager of B, AAR uploader/data manager), site_admin, expired_A, suspended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from rtbank.projects.models import Grant, ProjectSubject, Upload
+from tests.conftest import DATA
+from tests.projects.world import PATIENT_ID, PLAN_LABEL, ROLES, World
+
+LOGGED_IN = frozenset(ROLES) - {"anonymous"}
+ON_A = frozenset({"viewer_A", "analyst_A", "manager_A"})
+NO_ARGS: Callable[[World, str], dict[str, Any]] = lambda w, role: {}  # noqa: E731
+
+
+@dataclass
+class Case:
+    kwargs: Callable[[World, str], dict[str, Any]] = NO_ARGS
+    ok: frozenset[str] | set[str] = frozenset()
+    ok_status: int = 200
+    method: str = "GET"
+    data: Callable[[World, str], dict[str, Any]] | None = None
+    query: str = ""
+    sees: frozenset[str] | set[str] | None = None  # roles that may see A's data here; default: ok ∩ ON_A
+    effect: Callable[[World], bool] | None = None
+    contains: tuple[str, ...] = ()
+    positive: Callable[[World], Any] | None = None
+    status_for: Callable[[World], int] | None = None  # the expected success status, when it depends on the world
+    no_positive: str = ""  # why no role can succeed here (only Django's own admin plumbing)
+    note: str = ""
+
+    def may_see(self) -> set[str]:
+        return set(self.sees) if self.sees is not None else set(self.ok) & ON_A
+
+
+def project(w: World, role: str) -> dict[str, Any]:
+    return {"code": w.project_for(role).code}
+
+
+def subject(w: World, role: str) -> dict[str, Any]:
+    return {"code": w.project_for(role).code, "subject_id": w.subject_id_for(role)}
+
+
+def plan(w: World, role: str) -> dict[str, Any]:
+    return {"code": w.project_for(role).code, "uid": w.plan_uid}
+
+
+def own_job(w: World, role: str) -> dict[str, Any]:
+    """A role's own export job where it has one (made while its grant was live), else A's manager's."""
+    return {"pk": (w.jobs.get(role) or w.jobs["manager_A"]).pk}
+
+
+def _upload_data(w: World, role: str) -> dict[str, Any]:
+    data = (DATA / "rt-utils/ct_1.dcm").read_bytes()
+    return {"files": SimpleUploadedFile("ct_1.dcm", data, "application/dicom"), "project": "A"}
+
+
+def _unverified_admin_verify(w: World) -> Any:
+    from tests.web.clients import client_for
+
+    return client_for(w.users["site_admin"], second_factor=False).get("/login/verify/")
+
+
+def _inbox_assigned(w: World) -> bool:
+    return ProjectSubject.objects.filter(patient=w.inbox_ode).exists()
+
+
+def _granted(w: World) -> bool:
+    return Grant.objects.filter(user=w.users["nogrant"]).exists()
+
+
+def _reused(w: World) -> bool:
+    return ProjectSubject.objects.filter(project=w.projects["B"], patient=w.patient).exists()
+
+
+URL_MATRIX: dict[str, list[Case]] = {
+    # --- web: public, accounts ---------------------------------------------------------------------
+    "home": [Case(ok=LOGGED_IN, ok_status=302, note="redirects to the project list")],
+    "healthz": [Case(ok=frozenset(ROLES), note="no patient data")],
+    "login": [Case(ok={"anonymous"}, note="logged-in people are sent on")],
+    "login_verify": [Case(ok=set(), positive=_unverified_admin_verify,
+                          note="only for a session that still owes its second factor")],
+    "logout": [Case(method="POST", data=lambda w, r: {}, ok=LOGGED_IN | {"anonymous"}, ok_status=302)],
+    "account": [Case(ok=LOGGED_IN)],
+    "two_factor_setup": [Case(ok=LOGGED_IN - {"site_admin"}, note="a verified admin is sent to the account page")],
+    "password_change": [Case(ok=LOGGED_IN)],
+    "notifications": [Case(ok=LOGGED_IN)],
+    "notifications_read": [Case(method="POST", data=lambda w, r: {}, ok=LOGGED_IN, ok_status=302)],
+    # --- inbox -----------------------------------------------------------------------------------------
+    "inbox": [
+        Case(ok=LOGGED_IN, contains=()),
+        Case(ok=LOGGED_IN, query=f"q={PATIENT_ID}", note="searching for A's patient finds nothing in any inbox"),
+    ],
+    "inbox_patient": [
+        Case(kwargs=lambda w, r: {"pk": w.inbox_ode.pk}, ok={"manager_A", "site_admin"}, contains=("PHANTOM_EXAMPLE",)),
+        Case(kwargs=lambda w, r: {"pk": w.patient.pk}, ok=set(),
+             note="A's patient is not in the inbox for anyone (positive control: the case above)"),
+    ],
+    "inbox_assign": [Case(method="POST", data=lambda w, r: {"project": "A", "patients": [w.inbox_ode.pk]},
+                          ok={"manager_A", "site_admin"}, ok_status=302, effect=_inbox_assigned)],
+    # --- upload ------------------------------------------------------------------------------------------
+    "upload": [
+        Case(ok={"manager_A", "member_B"}),
+        Case(method="POST", data=_upload_data, ok={"manager_A"}, ok_status=302,
+             effect=lambda w: Upload.objects.filter(project__code="A").exists(),
+             note="member_B uploads for AAR but holds no assign on A"),
+    ],
+    "upload_detail": [Case(kwargs=lambda w, r: {"pk": w.upload.pk}, ok={"manager_A"}, contains=("x.dcm",))],
+    "access_log": [Case(ok={"site_admin"}, sees=set(), contains=("access_log",),
+                        note="the audit trail names internal ids and subject IDs, never patient IDs or names")],
+    # --- projects ------------------------------------------------------------------------------------------
+    "project_list": [Case(ok=LOGGED_IN, contains=()), Case(ok=LOGGED_IN, query="q=A")],
+    "project_detail": [
+        Case(kwargs=project, ok=ON_A, contains=("A-0001", PLAN_LABEL)),
+        Case(kwargs=project, ok=ON_A, query=f"q={PATIENT_ID}&institution=ODE", contains=(PLAN_LABEL,)),
+    ],
+    "project_subject": [Case(kwargs=subject, ok=ON_A, contains=("A-0001",))],
+    "project_plan": [Case(kwargs=plan, ok=ON_A, contains=(PLAN_LABEL,))],
+    "project_plans_csv": [Case(kwargs=project, ok={"analyst_A", "manager_A"}, contains=(PLAN_LABEL,))],
+    "project_export": [
+        Case(kwargs=project, method="POST", data=lambda w, r: {"scope": "all"}, ok={"manager_A"},
+             contains=(PATIENT_ID,), note="manager_A holds identifiers: folders by Patient ID"),
+        Case(kwargs=project, method="POST", data=lambda w, r: {"scope": "all", "mode": "job"}, ok={"manager_A"},
+             ok_status=302, effect=lambda w: w.projects["A"].exports.count() > 2),
+    ],
+    "project_members": [
+        Case(kwargs=project, ok={"manager_A", "site_admin"}, sees=set(), contains=("viewer_A",)),
+        Case(kwargs=project, method="POST", ok={"manager_A", "site_admin"}, ok_status=302, effect=_granted,
+             data=lambda w, r: {"action": "add", "username": "nogrant", "role": "viewer",
+                                "until": w.extra["until"]}),
+    ],
+    "project_reuse": [
+        Case(kwargs=lambda w, r: {"code": "B"}, ok={"site_admin"}, sees=set()),
+        Case(kwargs=lambda w, r: {"code": "B"}, method="POST", ok={"site_admin"}, ok_status=200, sees=set(),
+             effect=_reused, data=lambda w, r: {"source": "A", "subjects": "A-0001", "agreement": "DUA-1"},
+             note="the admin sees only the new subject ID in B"),
+    ],
+    "exports": [Case(ok=LOGGED_IN)],
+    "export_detail": [Case(kwargs=own_job, ok={"manager_A"}, sees=set())],
+    "export_download": [Case(kwargs=own_job, ok={"manager_A"}, contains=(PATIENT_ID,))],
+}
+
+
+# --- Django's admin (site admins only; it holds no patient-data model) ---------------------------------------
+def admin_cases(name: str) -> list[Case]:
+    """Cases for one ``admin:*`` URL name: only the site admin gets in, and no page shows A's patient."""
+    short = name.split(":", 1)[1]
+    admin_only = {"site_admin"}
+    fixed = {
+        "index": Case(ok=admin_only),
+        "jsi18n": Case(ok=admin_only),
+        "password_change": Case(ok=admin_only),
+        "password_change_done": Case(ok=admin_only),
+        "login": Case(ok=frozenset(ROLES) - {"site_admin"}, sees=set(), note="the form (or 'not authorised')"),
+        "logout": Case(method="POST", data=lambda w, r: {}, ok=frozenset(ROLES), ok_status=302),
+        "app_list": Case(kwargs=lambda w, r: {"app_label": "institutions"}, ok=admin_only),
+        "autocomplete": Case(ok=set(), no_positive="needs a ModelAdmin with autocomplete fields; rtbank has none"),
+        "view_on_site": Case(kwargs=_view_on_site, ok=set(), no_positive="no admin model has get_absolute_url"),
+        "auth_user_password_change": Case(kwargs=lambda w, r: {"id": w.users["nogrant"].pk}, ok=admin_only),
+        "otp_totp_totpdevice_config": Case(kwargs=lambda w, r: {"pk": _first("otp_totp", "totpdevice")}, ok=admin_only),
+        "otp_totp_totpdevice_qrcode": Case(kwargs=lambda w, r: {"pk": _first("otp_totp", "totpdevice")}, ok=admin_only),
+    }
+    if short in fixed:
+        return [fixed[short]]
+    for action in ("changelist", "add", "change", "delete", "history"):
+        if short.endswith("_" + action):
+            app_model = short[: -len(action) - 1]
+            return [_model_case(app_model, action)]
+    raise KeyError(f"no rule for admin URL {name}: add one to tests/projects/url_matrix.py")
+
+
+def _model_of(app_model: str) -> Any:
+    from django.apps import apps
+
+    for model in apps.get_models():
+        if f"{model._meta.app_label}_{model._meta.model_name}" == app_model:
+            return model
+    raise LookupError(app_model)
+
+
+def _first(app_label: str, model_name: str) -> int:
+    return _model_of(f"{app_label}_{model_name}").objects.order_by("pk").values_list("pk", flat=True).first()
+
+
+def _view_on_site(w: World, role: str) -> dict[str, Any]:
+    from django.contrib.contenttypes.models import ContentType
+
+    from rtbank.institutions.models import Institution
+
+    return {"content_type_id": ContentType.objects.get_for_model(Institution).pk,
+            "object_id": Institution.objects.first().pk}
+
+
+def _model_case(app_model: str, action: str) -> Case:
+    def kwargs(w: World, role: str) -> dict[str, Any]:
+        if action in ("changelist", "add"):
+            return {}
+        return {"object_id": _model_of(app_model).objects.order_by("pk").values_list("pk", flat=True).first()}
+
+    def status(w: World) -> int:
+        from django.contrib import admin
+        from django.test import RequestFactory
+
+        model = _model_of(app_model)
+        model_admin = admin.site._registry[model]
+        request = RequestFactory().get("/")
+        request.user = w.users["site_admin"]
+        obj = model.objects.order_by("pk").first()
+        allowed = {
+            "changelist": model_admin.has_view_or_change_permission(request),
+            "add": model_admin.has_add_permission(request),
+            "change": model_admin.has_view_or_change_permission(request, obj),
+            "delete": model_admin.has_delete_permission(request, obj),
+            "history": model_admin.has_view_or_change_permission(request, obj),
+        }[action]
+        return 200 if allowed else 403
+
+    return Case(kwargs=kwargs, ok={"site_admin"}, status_for=status, sees=set(),
+                note="403 for the site admin where the ModelAdmin forbids the action (read-only logs)")
+
+
+def matrix() -> dict[str, list[Case]]:
+    """URL_MATRIX plus a generated entry for every admin URL the resolver knows."""
+    from tests.projects.test_authorization_matrix import url_names
+
+    full = dict(URL_MATRIX)
+    for name in url_names():
+        if name.startswith("admin:"):
+            full[name] = admin_cases(name)
+    return full
