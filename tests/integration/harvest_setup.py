@@ -3,8 +3,10 @@ an Orthanc storage folder that each test copies (a fresh Orthanc per test, same 
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,18 @@ class Archive:
 def new_env(home: Path, extra: dict[str, str] | None = None) -> RtbankEnv:
     (home / "uploads").mkdir(parents=True, exist_ok=True)  # FILE_UPLOAD_TEMP_DIR must exist before migrate
     return RtbankEnv(home, {"RTBANK_HARVEST_BACKOFF": "0.3", **(extra or {})})
+
+
+_SHARED: dict[str, Archive] = {}
+
+
+def shared_archive() -> Archive:
+    """One archive (and loaded Orthanc storage) per test process, shared by the harvest test modules."""
+    if "archive" not in _SHARED:
+        root = Path(tempfile.mkdtemp(prefix="rtbank-harvest-archive-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _SHARED["archive"] = build_archive(root)
+    return _SHARED["archive"]
 
 
 def build_archive(root: Path) -> Archive:

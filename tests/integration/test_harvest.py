@@ -11,10 +11,10 @@ from tests.integration.conftest import require_tools
 from tests.integration.harvest_setup import (
     WINDOW,
     Archive,
-    build_archive,
     catalog_uids,
     new_env,
     register_source,
+    shared_archive,
     report_json,
     start_source,
 )
@@ -33,9 +33,9 @@ def harvest_env(tmp_path: Path) -> Iterator[RtbankEnv]:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
+def archive() -> Archive:
     require_tools("Orthanc", "storescu")
-    return build_archive(tmp_path_factory.mktemp("harvest-archive"))
+    return shared_archive()
 
 
 @pytest.fixture

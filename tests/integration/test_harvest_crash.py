@@ -14,10 +14,10 @@ from tests.integration.conftest import require_tools
 from tests.integration.harvest_setup import (
     WINDOW,
     Archive,
-    build_archive,
     catalog_uids,
     new_env,
     register_source,
+    shared_archive,
     report_json,
     start_source,
 )
@@ -27,9 +27,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.db]
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
+def archive() -> Archive:
     require_tools("Orthanc")
-    return build_archive(tmp_path_factory.mktemp("harvest-crash-archive"))
+    return shared_archive()
 
 
 @pytest.fixture
