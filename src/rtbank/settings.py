@@ -266,6 +266,13 @@ SCHEDULER_POLL_S = float(os.environ.get("RTBANK_SCHEDULER_POLL", "30"))
 SCHEDULER_JOB_LEASE_S = env_int("RTBANK_SCHEDULER_JOB_LEASE", 1800)
 # --- end of issue 5 block --------------------------------------------------------------------------------
 
+# --- analysis: DVH service, ROI mapping, protocol QA (issue 6; owner: analysis) ---------------------------
+# Metrics stored for every ROI of every plan besides the engine's default set and each project's own list
+# (canonical names, see docs/dvh.md); a project can offer only metrics that are stored.
+ANALYSIS_METRICS = env_list("RTBANK_ANALYSIS_METRICS", [
+    "D98%", "D2%", "V5Gy[%]", "V10Gy[%]", "V20Gy[%]", "V30Gy[%]", "V40Gy[%]", "V50Gy[%]", "V60Gy[%]"])
+# --- end of issue 6 block --------------------------------------------------------------------------------
+
 # --- logging -----------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
