@@ -63,10 +63,13 @@ def test_two_slices_at_one_position_are_duplicates() -> None:
     assert not report.gaps  # the median spacing ignores the duplicate
 
 
-@pytest.mark.parametrize("orientation", [
-    (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0),  # head first prone: the normal is +z still
-    (1.0, 0.0, 0.0, 0.0, -1.0, 0.0),  # a feet-first style flip: the normal is -z
-])
+@pytest.mark.parametrize(
+    "orientation",
+    [
+        (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0),  # head first prone: the normal is +z still
+        (1.0, 0.0, 0.0, 0.0, -1.0, 0.0),  # a feet-first style flip: the normal is -z
+    ],
+)
 def test_the_order_follows_the_normal_whatever_the_patient_position(orientation) -> None:
     report = check_image_series(stack([9.0, 0.0, 3.0, 6.0], orientation=orientation))
     normal = slice_normal(orientation)
@@ -78,8 +81,10 @@ def test_the_order_follows_the_normal_whatever_the_patient_position(orientation)
 
 def test_a_sagittal_series_is_ordered_along_x() -> None:
     sagittal = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # rows along y, columns along -z: normal along -x
-    slices = [SliceGeometry(f"s{i}", (float(x), -100.0, 100.0), sagittal, (1.0, 1.0), 256, 256)
-              for i, x in enumerate([4, 0, 8, 20, 12])]
+    slices = [
+        SliceGeometry(f"s{i}", (float(x), -100.0, 100.0), sagittal, (1.0, 1.0), 256, 256)
+        for i, x in enumerate([4, 0, 8, 20, 12])
+    ]
     report = check_image_series(slices)
     assert report.flags == (SeriesFlag.GAP,)  # 12 -> 20 with a 4 mm median
     assert report.ordered_uids[0] == "s3"  # largest x first: the normal points to -x
@@ -117,23 +122,32 @@ def test_a_single_slice_is_complete() -> None:
     assert report.complete and report.median_spacing_mm is None
 
 
-COMPLETE = dict(structure_set_referenced=True, structure_set_present=True, dose_present=True,
-                planning_images_present=True, planning_series_complete=True, uncovered_targets=())
+COMPLETE = dict(
+    structure_set_referenced=True,
+    structure_set_present=True,
+    dose_present=True,
+    planning_images_present=True,
+    planning_series_complete=True,
+    uncovered_targets=(),
+)
 
 
 def test_a_complete_rt_dataset_has_no_flags() -> None:
     assert check_rt_dataset(RtDatasetFacts(**COMPLETE)) == []
 
 
-@pytest.mark.parametrize("change,flag", [
-    ({"structure_set_referenced": False, "structure_set_present": False}, DatasetFlag.NO_STRUCTURE_SET),
-    ({"structure_set_present": False}, DatasetFlag.STRUCTURE_SET_MISSING),
-    ({"dose_present": False}, DatasetFlag.NO_DOSE),
-    ({"planning_images_present": False}, DatasetFlag.NO_PLANNING_IMAGES),
-    ({"referenced_images_missing": 1}, DatasetFlag.REFERENCED_IMAGES_MISSING),
-    ({"planning_series_complete": False}, DatasetFlag.PLANNING_IMAGES_INCOMPLETE),
-    ({"uncovered_targets": ("PTV_70",)}, DatasetFlag.TARGET_NOT_COVERED),
-])
+@pytest.mark.parametrize(
+    "change,flag",
+    [
+        ({"structure_set_referenced": False, "structure_set_present": False}, DatasetFlag.NO_STRUCTURE_SET),
+        ({"structure_set_present": False}, DatasetFlag.STRUCTURE_SET_MISSING),
+        ({"dose_present": False}, DatasetFlag.NO_DOSE),
+        ({"planning_images_present": False}, DatasetFlag.NO_PLANNING_IMAGES),
+        ({"referenced_images_missing": 1}, DatasetFlag.REFERENCED_IMAGES_MISSING),
+        ({"planning_series_complete": False}, DatasetFlag.PLANNING_IMAGES_INCOMPLETE),
+        ({"uncovered_targets": ("PTV_70",)}, DatasetFlag.TARGET_NOT_COVERED),
+    ],
+)
 def test_each_missing_part_of_an_rt_dataset_is_flagged(change: dict, flag: DatasetFlag) -> None:
     assert check_rt_dataset(RtDatasetFacts(**{**COMPLETE, **change})) == [flag]
 
@@ -148,9 +162,16 @@ def test_records_pointing_to_a_missing_plan_are_found() -> None:
     assert records_without_plan(records, ["p1"]) == ["r2", "r4"]
 
 
-@pytest.mark.parametrize("name,kind,expected", [
-    ("PTV_70", "", True), ("ptv 50/25", "ORGAN", True), ("Boost", "PTV", True), ("GTVp", "", True),
-    ("SpinalCord", "ORGAN", False), ("zPTV_ring", "CONTROL", False),
-])
+@pytest.mark.parametrize(
+    "name,kind,expected",
+    [
+        ("PTV_70", "", True),
+        ("ptv 50/25", "ORGAN", True),
+        ("Boost", "PTV", True),
+        ("GTVp", "", True),
+        ("SpinalCord", "ORGAN", False),
+        ("zPTV_ring", "CONTROL", False),
+    ],
+)
 def test_targets_are_recognised_by_type_or_name(name: str, kind: str, expected: bool) -> None:
     assert is_target(name, kind) is expected

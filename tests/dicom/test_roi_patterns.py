@@ -76,11 +76,13 @@ def test_an_exact_rule_wins_over_a_wildcard_rule() -> None:
 
 
 def test_fewer_wildcards_win_then_longer_literal_text() -> None:
-    rules = RuleSet([
-        MappingRule("*Parotid*", "Parotid"),
-        MappingRule("L*Parotid", "Parotid_L"),
-        MappingRule("L?Parotid", "Parotid_L_exactish"),
-    ])
+    rules = RuleSet(
+        [
+            MappingRule("*Parotid*", "Parotid"),
+            MappingRule("L*Parotid", "Parotid_L"),
+            MappingRule("L?Parotid", "Parotid_L_exactish"),
+        ]
+    )
     # "L Parotid": matched by all three; L?Parotid and L*Parotid have one wildcard, *Parotid* two.
     # L?Parotid and L*Parotid tie on wildcards and on literal length (7): different names -> conflict.
     result = rules.resolve("L Parotid")
@@ -101,11 +103,13 @@ def test_ties_that_agree_are_not_conflicts() -> None:
 
 
 def test_ties_between_institution_rules_are_conflicts_too() -> None:
-    rules = RuleSet([
-        MappingRule("Cor", "Heart", scope=ODE),
-        MappingRule("COR", "Coronary", scope=ODE),
-        MappingRule("Cor", "Heart"),
-    ])
+    rules = RuleSet(
+        [
+            MappingRule("Cor", "Heart", scope=ODE),
+            MappingRule("COR", "Coronary", scope=ODE),
+            MappingRule("Cor", "Heart"),
+        ]
+    )
     result = rules.resolve("cor", ODE)
     assert result.status is MatchStatus.CONFLICT and result.candidates == ["Coronary", "Heart"]
     assert rules.resolve("cor", RH).standard_name == "Heart"

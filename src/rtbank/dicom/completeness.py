@@ -76,8 +76,13 @@ class Gap:
     missing: int  # estimated number of missing slices
 
     def to_dict(self) -> dict[str, object]:
-        return {"after": self.after_uid, "before": self.before_uid, "from_mm": round(self.from_mm, 3),
-                "to_mm": round(self.to_mm, 3), "missing": self.missing}
+        return {
+            "after": self.after_uid,
+            "before": self.before_uid,
+            "from_mm": round(self.from_mm, 3),
+            "to_mm": round(self.to_mm, 3),
+            "missing": self.missing,
+        }
 
 
 @dataclass(frozen=True)
@@ -160,21 +165,37 @@ def check_image_series(slices: Sequence[SliceGeometry], *, gap_factor: float = G
             f"{len(gaps)} gap(s) wider than {gap_factor:g} × the median spacing {median:.3g} mm "
             f"(about {sum(g.missing for g in gaps)} slice(s) missing)"
         )
-    return SeriesReport(len(slices), uids, tuple(float(v) for v in z), median, tuple(gaps),
-                        tuple(duplicates), tuple(dict.fromkeys(flags)), tuple(notes))
+    return SeriesReport(
+        len(slices),
+        uids,
+        tuple(float(v) for v in z),
+        median,
+        tuple(gaps),
+        tuple(duplicates),
+        tuple(dict.fromkeys(flags)),
+        tuple(notes),
+    )
 
 
 def _has_geometry(s: SliceGeometry) -> bool:
-    return s.position_mm is not None and len(s.position_mm) == 3 and s.orientation is not None \
+    return (
+        s.position_mm is not None
+        and len(s.position_mm) == 3
+        and s.orientation is not None
         and len(s.orientation) == 6
+    )
 
 
-def _inconsistencies(usable: list[SliceGeometry], reference: SliceGeometry, normal: np.ndarray,
-                     notes: list[str]) -> list[str]:
+def _inconsistencies(
+    usable: list[SliceGeometry], reference: SliceGeometry, normal: np.ndarray, notes: list[str]
+) -> list[str]:
     flags: list[str] = []
     ref_orientation = np.asarray(reference.orientation, dtype=float)
-    odd = [s for s in usable
-           if np.max(np.abs(np.asarray(s.orientation, dtype=float) - ref_orientation)) > COSINE_TOLERANCE]
+    odd = [
+        s
+        for s in usable
+        if np.max(np.abs(np.asarray(s.orientation, dtype=float) - ref_orientation)) > COSINE_TOLERANCE
+    ]
     if odd:
         flags.append(SeriesFlag.ORIENTATION)
         notes.append(f"{len(odd)} slice(s) oriented differently from slice {reference.uid}")
@@ -182,8 +203,10 @@ def _inconsistencies(usable: list[SliceGeometry], reference: SliceGeometry, norm
         flags.append(SeriesFlag.MATRIX)
         notes.append("slices of different rows × columns")
     spacings = [np.asarray(s.pixel_spacing_mm, dtype=float) for s in usable if s.pixel_spacing_mm is not None]
-    if spacings and any(len(sp) != len(spacings[0]) or np.max(np.abs(sp - spacings[0])) > SPACING_TOLERANCE_MM
-                        for sp in spacings):
+    if spacings and any(
+        len(sp) != len(spacings[0]) or np.max(np.abs(sp - spacings[0])) > SPACING_TOLERANCE_MM
+        for sp in spacings
+    ):
         flags.append(SeriesFlag.PIXEL_SPACING)
         notes.append("slices of different pixel spacing")
     in_plane = np.array([np.asarray(s.position_mm, dtype=float) for s in usable])
@@ -195,8 +218,9 @@ def _inconsistencies(usable: list[SliceGeometry], reference: SliceGeometry, norm
     return flags
 
 
-def _spacing(uids: tuple[str, ...], z: np.ndarray, gap_factor: float
-             ) -> tuple[list[tuple[str, str]], list[Gap], float | None]:
+def _spacing(
+    uids: tuple[str, ...], z: np.ndarray, gap_factor: float
+) -> tuple[list[tuple[str, str]], list[Gap], float | None]:
     steps = np.diff(z)
     distinct = steps[steps > DUPLICATE_TOLERANCE_MM]
     median = float(np.median(distinct)) if len(distinct) else None
@@ -206,8 +230,15 @@ def _spacing(uids: tuple[str, ...], z: np.ndarray, gap_factor: float
     if median:
         for i, step in enumerate(steps):
             if step > gap_factor * median:
-                gaps.append(Gap(uids[i], uids[i + 1], float(z[i]), float(z[i + 1]),
-                                max(int(round(step / median)) - 1, 1)))
+                gaps.append(
+                    Gap(
+                        uids[i],
+                        uids[i + 1],
+                        float(z[i]),
+                        float(z[i + 1]),
+                        max(int(round(step / median)) - 1, 1),
+                    )
+                )
     return duplicates, gaps, median
 
 

@@ -21,6 +21,7 @@ from rtbank.work.registry import Batch, Poller, WorkKind, register_kind, registe
 # adding a stage is one line here (explicit flow, no signals).
 AFTER_ANALYSIS: list[str] = [
     "rtbank.rules.engine.evaluate_patient",  # trigger rules: assign, forward, notify
+    "rtbank.analysis.stages.after_analysis",  # ROI mapping, completeness, DVH work rows, protocol QA
 ]
 
 
