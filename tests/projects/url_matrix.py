@@ -168,6 +168,154 @@ URL_MATRIX: dict[str, list[Case]] = {
 
 
 # --- Django's admin (site admins only; it holds no patient-data model) ---------------------------------------
+# --- rules area: trigger rules, outbox, manual sends, firings, cleanup report (owner: rules) ------------------
+def _destination(w: World) -> Any:
+    from rtbank.institutions.models import Node
+
+    node = Node.objects.filter(name="PROTONS").first()
+    if node is None:
+        node = Node.objects.create(name="PROTONS", ae_title="PROTONS", host="127.0.0.1", port=1, roles=["dest"])
+        w.projects["A"].destinations.add(node)
+    return node
+
+
+def _a_rule(w: World) -> Any:
+    """An enabled rule of A that matches A's plan (so the dry run has a target to show or hide)."""
+    from rtbank.rules.models import Rule
+
+    return Rule.objects.get_or_create(project=w.projects["A"], name="RULESENT rule", defaults={
+        "enabled": True, "created_by": "test", "actions": [{"type": "assign"}],
+        "conditions": {"type": "all", "conditions": [{"type": "modality", "values": ["RTPLAN"]}]}})[0]
+
+
+def _site_rule(w: World) -> Any:
+    from rtbank.rules.models import Rule
+
+    return Rule.objects.get_or_create(project=None, name="SITESENT rule", defaults={
+        "enabled": True, "created_by": "test", "scope": "patient",
+        "actions": [{"type": "assign", "project": w.projects["B"].pk}],
+        "conditions": {"type": "all", "conditions": [{"type": "modality", "values": ["RTPLAN"]}]}})[0]
+
+
+def _failed_forward(w: World) -> Any:
+    """A forward of A's plan bundle whose work row has failed at its cap."""
+    from rtbank.rules import outbox
+    from rtbank.rules.models import Forward
+    from rtbank.work.models import WorkItem
+
+    forward = Forward.objects.filter(project=w.projects["A"]).first()
+    if forward is None:
+        forward = outbox.send_plan(_destination(w), w.plan, project=w.projects["A"], actor="manager_A")
+        WorkItem.objects.filter(kind="forward", key=str(forward.pk)).update(state="failed", last_error="refused")
+    return forward
+
+
+def _after(made: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """URL arguments, once the objects the page should show exist."""
+    return kwargs
+
+
+def _rule_kwargs(w: World, role: str) -> dict[str, Any]:
+    return {"code": w.project_for(role).code, "pk": _a_rule(w).pk}
+
+
+def _send_data(w: World, role: str) -> dict[str, Any]:
+    return {"subject": w.subject_id_for(role), "node": _destination(w).pk}
+
+
+def _rule_form(w: World, role: str) -> dict[str, Any]:
+    _destination(w)
+    return {"name": "new trigger", "scope": "plan", "match": "all", "c0_type": "roi", "c0_subject": "TRIAL_*",
+            "c0_test": "empty", "assign": "on", "assign_project": w.projects["A"].pk}
+
+
+def _rules_named(name: str) -> Callable[[World], bool]:
+    def effect(w: World) -> bool:
+        from rtbank.rules.models import Rule
+
+        return Rule.objects.filter(name=name).exists()
+
+    return effect
+
+
+def _queued(kind: str) -> Callable[[World], bool]:
+    def effect(w: World) -> bool:
+        from rtbank.work.models import WorkItem
+
+        return WorkItem.objects.filter(kind=kind, state="pending").exists()
+
+    return effect
+
+
+def _forwards(w: World) -> bool:
+    from rtbank.rules.models import Forward
+
+    return Forward.objects.filter(project=w.projects["A"], requested_by="manager_A", user__isnull=False).exists()
+
+
+def _rule_gone(site: bool) -> Callable[[World], bool]:
+    def effect(w: World) -> bool:
+        from rtbank.rules.models import Rule
+
+        return not Rule.objects.filter(name="SITESENT rule" if site else "RULESENT rule").exists()
+
+    return effect
+
+
+SITE_ONLY = {"site_admin"}
+URL_MATRIX.update({
+    "project_rules": [Case(kwargs=lambda w, r: _after(_a_rule(w), project(w, r)), ok={"manager_A"},
+                           contains=("RULESENT",))],
+    "project_rule_new": [
+        Case(kwargs=project, ok={"manager_A"}),
+        Case(kwargs=project, method="POST", data=_rule_form, ok={"manager_A"}, ok_status=302,
+             effect=_rules_named("new trigger")),
+    ],
+    "project_rule": [Case(kwargs=_rule_kwargs, ok={"manager_A"}, contains=("RULESENT",))],
+    "project_rule_edit": [
+        Case(kwargs=_rule_kwargs, ok={"manager_A"}, contains=("RULESENT",)),
+        Case(kwargs=_rule_kwargs, method="POST", data=_rule_form, ok={"manager_A"}, ok_status=302,
+             effect=_rules_named("new trigger")),
+    ],
+    "project_rule_dry_run": [Case(kwargs=_rule_kwargs, ok={"manager_A"}, contains=(PATIENT_ID,),
+                                  note="manager_A holds identifiers: the Patient ID; counts only to others")],
+    "project_rule_apply": [Case(kwargs=_rule_kwargs, method="POST", data=lambda w, r: {}, ok={"manager_A"},
+                                ok_status=302, effect=_queued("rules"))],
+    "project_rule_delete": [Case(kwargs=_rule_kwargs, method="POST", data=lambda w, r: {}, ok={"manager_A"},
+                                 ok_status=302, effect=_rule_gone(site=False))],
+    "project_outbox": [Case(kwargs=lambda w, r: _after(_failed_forward(w), project(w, r)),
+                            ok={"manager_A"}, contains=("PROTONS", "Resubmit"))],
+    "project_send": [
+        Case(kwargs=project, ok={"manager_A"}),
+        Case(kwargs=project, method="POST", data=_send_data, ok={"manager_A"}, ok_status=302, effect=_forwards),
+    ],
+    "forward_resubmit": [Case(kwargs=lambda w, r: {"pk": _failed_forward(w).pk}, method="POST",
+                              data=lambda w, r: {}, ok={"manager_A"}, ok_status=302, effect=_queued("forward"))],
+    "subject_firings": [Case(kwargs=subject, ok=ON_A, contains=("A-0001",))],
+    "outbox": [Case(kwargs=lambda w, r: _after(_failed_forward(w), {}), ok=SITE_ONLY, sees=set(),
+                    contains=("PROTONS",))],
+    "site_rules": [Case(kwargs=lambda w, r: _after(_site_rule(w), {}), ok=SITE_ONLY, sees=set(),
+                        contains=("SITESENT",))],
+    "site_rule_new": [
+        Case(ok=SITE_ONLY, sees=set()),
+        Case(method="POST", data=_rule_form, ok=SITE_ONLY, ok_status=302, sees=set(),
+             effect=_rules_named("new trigger")),
+    ],
+    "site_rule": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, ok=SITE_ONLY, sees=set(),
+                       contains=("SITESENT",))],
+    "site_rule_edit": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, ok=SITE_ONLY, sees=set())],
+    "site_rule_dry_run": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, ok=SITE_ONLY, sees=set(),
+                               contains=("not shown", "2018_Comp_SRS-Brain"),
+                               note="the admin sees inbox patients; A's patient only as a count")],
+    "site_rule_apply": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, method="POST", data=lambda w, r: {},
+                             ok=SITE_ONLY, ok_status=302, sees=set(), effect=_queued("rules"))],
+    "site_rule_delete": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, method="POST", data=lambda w, r: {},
+                              ok=SITE_ONLY, ok_status=302, sees=set(), effect=_rule_gone(site=True))],
+    "cleanup_report": [Case(ok={"site_admin", "manager_A", "member_B"}, sees=set(),
+                            note="site admins and data managers (manager_A of ODE, member_B of AAR)")],
+})
+
+
 def admin_cases(name: str) -> list[Case]:
     """Cases for one ``admin:*`` URL name: only the site admin gets in, and no page shows A's patient."""
     short = name.split(":", 1)[1]

@@ -42,10 +42,18 @@ def world(db: Any) -> dict[str, Any]:
     return {"ODE": ode, "AAR": aar, "TRIAL": trial, "OTHER": other, "dest": dest, **people}
 
 
+# The work kinds these tests exercise (other areas' kinds, e.g. DVH calculation, would only cost time here).
+KINDS = ["ingest", "analysis", "rules", "forward", "notify", "job", "cleanup"]
+
+
+def drain() -> None:
+    run_until_idle(KINDS)
+
+
 def store(paths: list[Path], **info: Any) -> None:
     """Import files as if sent (institution, calling/called AE), then run ingest, analysis and rules."""
     import_paths(paths, info)
-    run_until_idle()
+    drain()
 
 
 def make_rule(project: Any, conditions: dict | None = None, actions: list | None = None, **fields: Any) -> Rule:

@@ -14,8 +14,7 @@ from rtbank.projects.models import ProjectPlan, ProjectSubject
 from rtbank.rules.engine import apply_to_stored, evaluate_patient
 from rtbank.rules.models import AttributeValue, FiringOutcome, Forward, RuleFiring
 from rtbank.work.models import WorkItem
-from rtbank.work.worker import run_until_idle
-from tests.rules.conftest import make_rule, patient, plan_of, store
+from tests.rules.conftest import drain, make_rule, patient, plan_of, store
 from tests.rules.helpers import RD, RECORD_FILES, RP, with_empty_roi
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,7 +110,7 @@ def test_disabled_rules_do_nothing_until_applied_to_stored_data(world: dict, tmp
     rule.enabled = True
     rule.save()
     assert apply_to_stored(rule) == 1
-    run_until_idle()
+    drain()
     assert ProjectPlan.objects.exists()
 
 

@@ -129,7 +129,7 @@ def _describe(patient_id: int, idle_since: dt.datetime, *, notice: CleanupNotice
                            notice=notice.pk if notice else None,
                            delete_after=notice.delete_after.isoformat() if notice else "")
     if with_uids:
-        entry.sop_instance_uids = sorted(objects.values_list("sop_instance_uid", flat=True))
+        entry.sop_instance_uids = sorted(set(objects.values_list("sop_instance_uid", flat=True)))
     return entry
 
 
@@ -238,8 +238,9 @@ def delete_patient_data(notice_id: int | None, uids: list[str], *, actor: str) -
             transaction.on_commit(move_to_trash)
     except ProtectedError as exc:
         return [], f"kept: still referenced by {type(next(iter(exc.protected_objects))).__name__}"
-    kept = len(uids) - len(objects)
-    return sorted(i.sop_instance_uid for i in objects), (f"{kept} object(s) kept (retained since)" if kept else "")
+    kept = len(set(uids) - {i.sop_instance_uid for i in objects})
+    deleted = sorted({i.sop_instance_uid for i in objects})
+    return deleted, (f"{len(set(uids)) - len(deleted)} object(s) kept (retained since)" if kept else "")
 
 
 def _trash_row(instance: Instance, notice: CleanupNotice, purge_after: dt.datetime) -> TrashedInstance:
