@@ -1,0 +1,104 @@
+// Talking to the viewer endpoints. Every request carries the viewer-session token (one access-log row per
+// session and kind of request; every request is still checked). Planes arrive as uint16 with a linear scale:
+// value = offset + scale * raw, raw 0 = no data (see rtbank.dicom.imaging.encoding).
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class Api {
+  constructor(base, token) {
+    this.base = base.replace(/\/$/, "");
+    this.token = token;
+    this.planes = new Map(); // url -> Promise<Plane>, a small LRU
+    this.maxPlanes = 160;
+  }
+
+  url(path, params) {
+    const query = params ? "?" + new URLSearchParams(params).toString() : "";
+    return `${this.base}/${path}${query}`;
+  }
+
+  async fetch(path, params, signal) {
+    const response = await fetch(this.url(path, params), {
+      headers: { "X-Viewer-Session": this.token },
+      credentials: "same-origin",
+      signal,
+    });
+    if (!response.ok && response.status !== 202) {
+      let message = `${response.status} ${response.statusText}`;
+      try {
+        const body = await response.json();
+        if (body && body.error) message = body.error;
+      } catch (_) { /* not JSON */ }
+      throw new ApiError(message, response.status);
+    }
+    return response;
+  }
+
+  async json(path, params) {
+    const response = await this.fetch(path, params);
+    return { status: response.status, body: await response.json() };
+  }
+
+  // A plane (image or dose), cached by URL; concurrent callers share one request.
+  plane(path) {
+    const key = path;
+    const hit = this.planes.get(key);
+    if (hit) {
+      this.planes.delete(key);
+      this.planes.set(key, hit);
+      return hit;
+    }
+    const promise = this.fetch(path).then(readPlane);
+    promise.catch(() => this.planes.delete(key));
+    this.planes.set(key, promise);
+    while (this.planes.size > this.maxPlanes) this.planes.delete(this.planes.keys().next().value);
+    return promise;
+  }
+}
+
+async function readPlane(response) {
+  const head = JSON.parse(response.headers.get("X-Rtbank-Plane"));
+  const buffer = await response.arrayBuffer();
+  const raw = new Uint16Array(buffer);
+  return new Plane(head.rows, head.columns, head.scale, head.offset, head.row0, head.column0, raw);
+}
+
+export class Plane {
+  constructor(rows, columns, scale, offset, row0, column0, raw) {
+    Object.assign(this, { rows, columns, scale, offset, row0, column0, raw });
+  }
+
+  // Value at a pixel of the display plane (not of this part), or null where there is no data.
+  valueAt(row, column) {
+    const r = row - this.row0;
+    const c = column - this.column0;
+    if (r < 0 || c < 0 || r >= this.rows || c >= this.columns) return null;
+    const raw = this.raw[r * this.columns + c];
+    return raw === 0 ? null : this.offset + this.scale * raw;
+  }
+
+  // Robust display range from the data (0.5th to 99.5th percentile of pixels with data).
+  percentiles(low = 0.005, high = 0.995) {
+    const counts = new Uint32Array(65536);
+    let n = 0;
+    for (const raw of this.raw) {
+      if (raw) { counts[raw] += 1; n += 1; }
+    }
+    if (!n) return [0, 1];
+    const at = (fraction) => {
+      let seen = 0;
+      const target = fraction * n;
+      for (let raw = 1; raw < 65536; raw += 1) {
+        seen += counts[raw];
+        if (seen >= target) return this.offset + this.scale * raw;
+      }
+      return this.offset + this.scale * 65535;
+    };
+    return [at(low), at(high)];
+  }
+}
