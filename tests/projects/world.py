@@ -39,6 +39,8 @@ TODAY = dt.date.today()
 NEXT_YEAR = TODAY + dt.timedelta(days=365)
 YESTERDAY = TODAY - dt.timedelta(days=1)
 PASSWORD = "a-long-password-1"
+# The work these tests need: filing and plan bundles (other areas' stages, e.g. DVHs, run in their own tests).
+FILING = ["ingest", "analysis"]
 
 PATIENT_ID = "PIDSENT7741"
 HOSTILE_NAME = "<script>alert(7741)</script>^Zed"
@@ -102,7 +104,7 @@ def build_world(tmp: Path, *, with_jobs: bool = True) -> World:
     import_paths([DATA / "rt-utils/ct_1.dcm", DATA / "rt-utils/ct_2.dcm", DATA / "rt-utils/rt.dcm"], {"institution": "ODE"})
     import_paths([DATA / "pyplanscoring/pinnacle_dicom_plan1"], {"institution": "AAR"})
     import_paths([DATA / "pyplanscoring/gammaplan_srs"], {"institution": "AAR"})
-    run_until_idle()
+    run_until_idle(FILING)
     a = add_project("A", name="Trial A", renew_by=NEXT_YEAR, institutions=["ODE", "AAR"], actor="test")
     b = add_project("B", name="Trial B", renew_by=NEXT_YEAR, institutions=["AAR"], actor="test")
     s = add_project("S", name="Trial S", renew_by=NEXT_YEAR, institutions=["ODE"], actor="test")
@@ -133,7 +135,7 @@ def build_world(tmp: Path, *, with_jobs: bool = True) -> World:
         for role in ("manager_A", "expired_A", "suspended"):
             project = world.project_for(role)
             world.jobs[role] = exports.start_job(Access(users[role]), project, [])
-        run_until_idle()
+        run_until_idle([exports.EXPORT])
     # Now the grants of expired_A lapse and S misses its renewal date.
     users["expired_A"].grants.update(expires_on=YESTERDAY)
     Project.objects.filter(pk=s.pk).update(renew_by=YESTERDAY)

@@ -22,9 +22,10 @@ PAGE_SIZE = 50
 @login_required
 @require_GET
 def project_list(request: HttpRequest) -> HttpResponse:
-    """Projects the person holds a live grant on; site admins (who manage projects) see every project."""
+    """Projects the person holds (or held) a grant on, marked when it no longer gives anything; site admins
+    (who manage projects) see every project. A list of projects names no patient."""
     acc = Access.of(request)
-    projects = Project.objects.all() if acc.site_admin else acc.projects()
+    projects = Project.objects.all() if acc.site_admin else Project.objects.filter(grants__user=request.user).distinct()
     query = request.GET.get("q", "").strip()[:64]
     if query:
         projects = projects.filter(Q(code__icontains=query) | Q(name__icontains=query))
@@ -32,6 +33,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(projects, PAGE_SIZE).get_page(request.GET.get("page"))
     active = set(active_projects().filter(pk__in=[p.pk for p in page]).values_list("pk", flat=True))
     rows = [(p, sorted(acc.permissions.get(p.pk, set())), p.pk in active) for p in page]
+    acc.record_search("list_projects", "project_list", "", query, page=page.number)
     return render(request, "projects/list.html", {"page": page, "rows": rows, "query": query})
 
 
