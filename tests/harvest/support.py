@@ -97,15 +97,26 @@ def add_quirks(archive: Path, manifest: dict[str, Any]) -> dict[str, Any]:
             path = files[ion["doses"][0]].with_name(f"beam{beam}.dcm")
             ds.save_as(path, enforce_file_format=True)
             beam_doses.append(str(ds.SOPInstanceUID))
-            manifest["files"].append({"path": str(path.relative_to(archive)), "sop_instance_uid": str(ds.SOPInstanceUID),
-                                      "modality": "RTDOSE", "patient_id": last["patient_id"],
-                                      "series_instance_uid": str(ds.SeriesInstanceUID),
-                                      "study_instance_uid": str(ds.StudyInstanceUID), "sop_class_uid": sop.RT_DOSE})
+            manifest["files"].append(
+                {
+                    "path": str(path.relative_to(archive)),
+                    "sop_instance_uid": str(ds.SOPInstanceUID),
+                    "modality": "RTDOSE",
+                    "patient_id": last["patient_id"],
+                    "series_instance_uid": str(ds.SeriesInstanceUID),
+                    "study_instance_uid": str(ds.StudyInstanceUID),
+                    "sop_class_uid": sop.RT_DOSE,
+                }
+            )
     no_ss = next(p for patient in manifest["patients"][:-1] for p in patient["plans"] if p["treated"])
     ds = pydicom.dcmread(files[no_ss["sop_instance_uid"]])
     del ds.ReferencedStructureSetSequence
     ds.save_as(files[no_ss["sop_instance_uid"]], enforce_file_format=True)
-    changes = {"ion_plan": ion["sop_instance_uid"], "beam_doses": beam_doses, "plan_without_ss": no_ss["sop_instance_uid"]}
+    changes = {
+        "ion_plan": ion["sop_instance_uid"],
+        "beam_doses": beam_doses,
+        "plan_without_ss": no_ss["sop_instance_uid"],
+    }
     (archive / "quirks.json").write_text(json.dumps(changes))
     return changes
 

@@ -19,12 +19,20 @@ C_MOVE_RQ = b"\x00\x00\x00\x01\x02\x00\x00\x00\x21\x00"
 
 
 class FaultProxy:
-    def __init__(self, target_port: int, *, refuse_for_s: float = 0.0, abort_moves: set[int] | None = None,
-                 abort_after_responses: int = 2) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        *,
+        refuse_for_s: float = 0.0,
+        abort_moves: set[int] | None = None,
+        abort_after_responses: int = 2,
+    ) -> None:
         self.target_port = target_port
         self.port = free_port()
         self.refuse_until = time.monotonic() + refuse_for_s
-        self.abort_moves = abort_moves or set()  # which C-MOVEs (1-based, counted over all connections) to cut
+        self.abort_moves = (
+            abort_moves or set()
+        )  # which C-MOVEs (1-based, counted over all connections) to cut
         self.abort_after = abort_after_responses
         self.refused = self.aborted = self.moves = 0
         self._lock = threading.Lock()

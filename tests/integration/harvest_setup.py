@@ -82,12 +82,23 @@ def build_archive(root: Path) -> Archive:
     return Archive(folder, manifest, quirks, storage, DatasetIndex(paths))
 
 
-def start_source(archive: Archive, folder: Path, env: RtbankEnv, *, storage_access_on_find: str = "Always",
-                 aet: str = "RVPACS") -> Orthanc:
+def start_source(
+    archive: Archive,
+    folder: Path,
+    env: RtbankEnv,
+    *,
+    storage_access_on_find: str = "Always",
+    aet: str = "RVPACS",
+) -> Orthanc:
     storage = folder / "storage"
     shutil.copytree(archive.storage, storage)
-    return Orthanc(folder, aet=aet, storage=storage, storage_access_on_find=storage_access_on_find,
-                   modalities={"rtbank": (env.env.get("RTBANK_AE_TITLE", "RTBANK"), env.dicom_port)}).start()
+    return Orthanc(
+        folder,
+        aet=aet,
+        storage=storage,
+        storage_access_on_find=storage_access_on_find,
+        modalities={"rtbank": (env.env.get("RTBANK_AE_TITLE", "RTBANK"), env.dicom_port)},
+    ).start()
 
 
 def register_source(env: RtbankEnv, name: str, ae: str, port: int, *options: str) -> None:

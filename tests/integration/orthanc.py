@@ -25,8 +25,15 @@ ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 
 
 class Orthanc:
-    def __init__(self, folder: Path, *, aet: str = "RVPACS", modalities: dict[str, tuple[str, int]] | None = None,
-                 storage_access_on_find: str = "Always", storage: Path | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        aet: str = "RVPACS",
+        modalities: dict[str, tuple[str, int]] | None = None,
+        storage_access_on_find: str = "Always",
+        storage: Path | None = None,
+    ) -> None:
         self.folder = folder
         self.aet = aet
         self.dicom_port = free_port()
@@ -56,7 +63,9 @@ class Orthanc:
             "DicomAlwaysAllowGet": False,
             "DicomAlwaysAllowMove": False,
             "DicomCheckModalityHost": True,
-            "DicomModalities": {name: [ae, "127.0.0.1", port] for name, (ae, port) in self.modalities.items()},
+            "DicomModalities": {
+                name: [ae, "127.0.0.1", port] for name, (ae, port) in self.modalities.items()
+            },
             "StorageAccessOnFind": self.storage_access_on_find,
             "UnknownSopClassAccepted": True,
             "LimitFindResults": 0,
@@ -77,9 +86,13 @@ class Orthanc:
         path = self.folder / "orthanc.json"
         path.write_text(json.dumps(self.config(), indent=1))
         log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([ORTHANC, "--logdir=" + str(self.folder), str(path)], stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, "TCP_NODELAY": "1"})
+        self.proc = subprocess.Popen(
+            [ORTHANC, "--logdir=" + str(self.folder), str(path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "TCP_NODELAY": "1"},
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -26,8 +26,16 @@ UNABLE_TO_PROCESS = 0xC000
 
 
 class QrStandIn:
-    def __init__(self, *, ae_title: str, orthanc_port: int, files: dict[str, Path], series_of: dict[str, str],
-                 destinations: dict[str, int], fail_series: set[str]) -> None:
+    def __init__(
+        self,
+        *,
+        ae_title: str,
+        orthanc_port: int,
+        files: dict[str, Path],
+        series_of: dict[str, str],
+        destinations: dict[str, int],
+        fail_series: set[str],
+    ) -> None:
         self.ae_title, self.orthanc_port = ae_title, orthanc_port
         self.files, self.series_of, self.destinations = files, series_of, destinations
         self.fail_series = fail_series
@@ -41,8 +49,11 @@ class QrStandIn:
         for uid in {pydicom.dcmread(p, stop_before_pixels=True).SOPClassUID for p in _one_per_class(files)}:
             ae.add_requested_context(uid)
         self.ae = ae
-        self.server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=[
-            (evt.EVT_C_FIND, self._find), (evt.EVT_C_MOVE, self._move)])
+        self.server = ae.start_server(
+            ("127.0.0.1", self.port),
+            block=False,
+            evt_handlers=[(evt.EVT_C_FIND, self._find), (evt.EVT_C_MOVE, self._move)],
+        )
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -55,7 +66,9 @@ class QrStandIn:
             yield 0xA700, None
             return
         try:
-            for status, identifier in assoc.send_c_find(event.identifier, StudyRootQueryRetrieveInformationModelFind):
+            for status, identifier in assoc.send_c_find(
+                event.identifier, StudyRootQueryRetrieveInformationModelFind
+            ):
                 if status and status.Status in (0xFF00, 0xFF01):
                     yield 0xFF00, identifier
         finally:
@@ -73,7 +86,7 @@ class QrStandIn:
         if series in self.fail_series:
             with self._lock:
                 self.failed += 1
-            yield 0
+            yield 1  # pynetdicom ends a move with zero sub-operations as a success: announce one, then fail
             yield UNABLE_TO_PROCESS, None
             return
         uids = ds.get("SOPInstanceUID", "")

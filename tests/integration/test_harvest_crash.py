@@ -17,8 +17,8 @@ from tests.integration.harvest_setup import (
     catalog_uids,
     new_env,
     register_source,
-    shared_archive,
     report_json,
+    shared_archive,
     start_source,
 )
 from tests.integration.rtbank_env import RtbankEnv, wait_for
@@ -42,8 +42,9 @@ def env(tmp_path: Path) -> Iterator[RtbankEnv]:
         made.close()
 
 
-def test_it_survives_kill_9_of_harvest_and_worker_at_random_points(env: RtbankEnv, archive: Archive,
-                                                                   tmp_path: Path) -> None:
+def test_it_survives_kill_9_of_harvest_and_worker_at_random_points(
+    env: RtbankEnv, archive: Archive, tmp_path: Path
+) -> None:
     rng = random.Random(8)
     env.run("node", "add", "TPS", "--ae", "TPS", "--host", "127.0.0.1", "--port", "104")
     env.start_receiver()
@@ -52,13 +53,23 @@ def test_it_survives_kill_9_of_harvest_and_worker_at_random_points(env: RtbankEn
         register_source(env, "RV", orthanc.aet, orthanc.dicom_port)
         kills = 0
         for round_no in range(4):
-            args = ["harvest", "--resume", "1"] if round_no else ["harvest", "RV", "--from", WINDOW[0], "--to", WINDOW[1]]
+            args = (
+                ["harvest", "--resume", "1"]
+                if round_no
+                else ["harvest", "RV", "--from", WINDOW[0], "--to", WINDOW[1]]
+            )
             env.start("harvest", *args, "--no-progress")
             env.start_worker()
             if round_no == 0:
-                wait_for(lambda: env.query("from rtbank.harvest.models import HarvestObject\n"
-                                           "out = HarvestObject.objects.filter(state='requested').count()"),
-                         60, 0.2, "the first objects to be retrieved")
+                wait_for(
+                    lambda: env.query(
+                        "from rtbank.harvest.models import HarvestObject\n"
+                        "out = HarvestObject.objects.filter(state='requested').count()"
+                    ),
+                    60,
+                    0.2,
+                    "the first objects to be retrieved",
+                )
             proc = env.processes["harvest"]
             try:
                 proc.wait(rng.uniform(1.0, 4.0))
@@ -81,7 +92,8 @@ def test_it_survives_kill_9_of_harvest_and_worker_at_random_points(env: RtbankEn
         assert rep["state"] == "complete"
         duplicates = env.query(
             "from collections import Counter\nfrom rtbank.harvest.models import HarvestPlan\n"
-            "out = [k for k, n in Counter(HarvestPlan.objects.values_list('plan_uid', flat=True)).items() if n > 1]")
+            "out = [k for k, n in Counter(HarvestPlan.objects.values_list('plan_uid', flat=True)).items() if n > 1]"
+        )
         assert duplicates == []
     finally:
         orthanc.stop()

@@ -31,12 +31,30 @@ logger = logging.getLogger("rtbank.harvest")
 PENDING = (0xFF00, 0xFF01)
 # The storage classes a C-GET may bring (RT objects and volume images); far below the 128-context limit.
 GET_CLASSES = sorted(
-    {sop.RT_PLAN, sop.RT_ION_PLAN, sop.RT_STRUCTURE_SET, sop.RT_DOSE, sop.RT_BEAMS_RECORD, sop.RT_ION_BEAMS_RECORD,
-     sop.RT_BRACHY_RECORD, sop.RT_SUMMARY_RECORD, sop.SPATIAL_REGISTRATION, sop.DEFORMABLE_REGISTRATION,
-     sop.RT_IMAGE, *sop.VOLUME_IMAGE_CLASSES, *sop.PRIVATE_STORAGE_CLASSES}
+    {
+        sop.RT_PLAN,
+        sop.RT_ION_PLAN,
+        sop.RT_STRUCTURE_SET,
+        sop.RT_DOSE,
+        sop.RT_BEAMS_RECORD,
+        sop.RT_ION_BEAMS_RECORD,
+        sop.RT_BRACHY_RECORD,
+        sop.RT_SUMMARY_RECORD,
+        sop.SPATIAL_REGISTRATION,
+        sop.DEFORMABLE_REGISTRATION,
+        sop.RT_IMAGE,
+        *sop.VOLUME_IMAGE_CLASSES,
+        *sop.PRIVATE_STORAGE_CLASSES,
+    }
 )
-TRANSFER_SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.70",
-                     "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5"]
+TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.5",
+]
 
 
 class Transient(Exception):
@@ -67,7 +85,9 @@ class Peer:
 class Connection:
     """One association with a source. Use :func:`connect`."""
 
-    def __init__(self, assoc: Any, peer: Peer, received: list[bytes], on_progress: Callable[[], None]) -> None:
+    def __init__(
+        self, assoc: Any, peer: Peer, received: list[bytes], on_progress: Callable[[], None]
+    ) -> None:
         self.assoc = assoc
         self.peer = peer
         self._received = received
@@ -80,7 +100,9 @@ class Connection:
             setattr(ds, keyword, value)
         answers: list[Dataset] = []
         final = None
-        for status, identifier in self._run(lambda: self.assoc.send_c_find(ds, StudyRootQueryRetrieveInformationModelFind)):
+        for status, identifier in self._run(
+            lambda: self.assoc.send_c_find(ds, StudyRootQueryRetrieveInformationModelFind)
+        ):
             code = _code(status)
             if code in PENDING and identifier is not None:
                 answers.append(identifier)
@@ -96,12 +118,17 @@ class Connection:
 
     def move(self, level: str, keys: dict[str, Any], destination: str) -> RetrieveResult:
         ds = _identifier(level, keys)
-        return self._retrieve("C-MOVE", lambda: self.assoc.send_c_move(ds, destination, StudyRootQueryRetrieveInformationModelMove))
+        return self._retrieve(
+            "C-MOVE",
+            lambda: self.assoc.send_c_move(ds, destination, StudyRootQueryRetrieveInformationModelMove),
+        )
 
     def get(self, level: str, keys: dict[str, Any]) -> tuple[RetrieveResult, list[bytes]]:
         ds = _identifier(level, keys)
         self._received.clear()
-        result = self._retrieve("C-GET", lambda: self.assoc.send_c_get(ds, StudyRootQueryRetrieveInformationModelGet))
+        result = self._retrieve(
+            "C-GET", lambda: self.assoc.send_c_get(ds, StudyRootQueryRetrieveInformationModelGet)
+        )
         data = list(self._received)
         self._received.clear()
         return result, data
@@ -110,8 +137,11 @@ class Connection:
         result = RetrieveResult(status=-1)
         for status, identifier in self._run(send):
             code = _code(status)
-            for attr, name in (("completed", "NumberOfCompletedSuboperations"), ("failed", "NumberOfFailedSuboperations"),
-                               ("warning", "NumberOfWarningSuboperations")):
+            for attr, name in (
+                ("completed", "NumberOfCompletedSuboperations"),
+                ("failed", "NumberOfFailedSuboperations"),
+                ("warning", "NumberOfWarningSuboperations"),
+            ):
                 if status is not None and name in status:
                     setattr(result, attr, int(status.get(name) or 0))
             if code in PENDING:
@@ -120,21 +150,29 @@ class Connection:
             result.status = code if code is not None else -1
             if identifier is not None and "FailedSOPInstanceUIDList" in identifier:
                 value = identifier.FailedSOPInstanceUIDList
-                result.failed_uids = [str(v) for v in (value if isinstance(value, list | pydicom.multival.MultiValue) else [value]) if v]
+                result.failed_uids = [
+                    str(v)
+                    for v in (value if isinstance(value, list | pydicom.multival.MultiValue) else [value])
+                    if v
+                ]
         if result.status == -1:
             raise Transient(f"{self.peer.name}: {what} ended without a final status (association lost)")
         if result.status in (0xA701, 0xA702, 0xA700):
             raise Transient(f"{self.peer.name}: {what} refused: out of resources (0x{result.status:04X})")
         if result.status == 0xA801:
-            raise Transient(f"{self.peer.name}: {what} refused: move destination unknown (0xA801); register "
-                            f"rtbank's AE title as a DICOM modality at the source")
+            raise Transient(
+                f"{self.peer.name}: {what} refused: move destination unknown (0xA801); register "
+                f"rtbank's AE title as a DICOM modality at the source"
+            )
         if result.status == 0xFE00:
             raise Transient(f"{self.peer.name}: {what} cancelled by the source")
         if result.status not in (0x0000, 0xB000):
             raise Transient(f"{self.peer.name}: {what} failed with status 0x{result.status:04X}")
         if result.failed or result.status == 0xB000:
-            raise Transient(f"{self.peer.name}: {what} had {result.failed} failed sub-operation(s) "
-                            f"(status 0x{result.status:04X})")
+            raise Transient(
+                f"{self.peer.name}: {what} had {result.failed} failed sub-operation(s) "
+                f"(status 0x{result.status:04X})"
+            )
         return result
 
     def _run(self, send: Callable[[], Iterator[Any]]) -> Iterator[tuple[Any, Any]]:
@@ -163,8 +201,14 @@ def _identifier(level: str, keys: dict[str, Any]) -> Dataset:
 
 
 @contextmanager
-def connect(peer: Peer, *, calling_ae: str, timeout: float, with_get: bool,
-            on_progress: Callable[[], None] = lambda: None) -> Iterator[Connection]:
+def connect(
+    peer: Peer,
+    *,
+    calling_ae: str,
+    timeout: float,
+    with_get: bool,
+    on_progress: Callable[[], None] = lambda: None,
+) -> Iterator[Connection]:
     """An association for C-FIND and C-MOVE (and C-GET with storage roles when ``with_get``)."""
     ae = AE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
@@ -187,8 +231,9 @@ def connect(peer: Peer, *, calling_ae: str, timeout: float, with_get: bool,
 
         handlers.append((evt.EVT_C_STORE, on_store))
     try:
-        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, ext_neg=roles or None,
-                             evt_handlers=handlers or None)
+        assoc = ae.associate(
+            peer.host, peer.port, ae_title=peer.ae_title, ext_neg=roles or None, evt_handlers=handlers or None
+        )
     except (OSError, RuntimeError, ValueError) as exc:
         raise Transient(f"{peer.name}: cannot connect: {exc}") from None
     if not assoc.is_established:

@@ -20,8 +20,14 @@ VOLUME = ("CT", "MR", "PT")
 
 class HarvestIndex:
     def __init__(self, run: HarvestRun, patient_id: str) -> None:
-        rows = HarvestObject.objects.filter(run=run, patient_id=patient_id).order_by("series_uid", "instance_number", "id")
-        frames = dict(HarvestSeries.objects.filter(run=run, patient_id=patient_id).values_list("series_uid", "frame_uid"))
+        rows = HarvestObject.objects.filter(run=run, patient_id=patient_id).order_by(
+            "series_uid", "instance_number", "id"
+        )
+        frames = dict(
+            HarvestSeries.objects.filter(run=run, patient_id=patient_id).values_list(
+                "series_uid", "frame_uid"
+            )
+        )
         self.objects: dict[str, IndexedObject] = {}
         self._series: dict[str, list[str]] = defaultdict(list)
         self._frames: dict[str, set[str]] = defaultdict(set)
@@ -30,7 +36,9 @@ class HarvestIndex:
         self._first: dict[str, str] = {}
         for obj in rows:
             frame = obj.frame_uid or frames.get(obj.series_uid, "") or ""
-            self.objects[obj.sop_instance_uid] = IndexedObject(obj.sop_instance_uid, obj.kind, obj.series_uid, frame)
+            self.objects[obj.sop_instance_uid] = IndexedObject(
+                obj.sop_instance_uid, obj.kind, obj.series_uid, frame
+            )
             self._series[obj.series_uid].append(obj.sop_instance_uid)
             if obj.kind == "image" and obj.modality in VOLUME and frame:
                 self._frames[frame].add(obj.series_uid)
@@ -47,8 +55,11 @@ class HarvestIndex:
         return list(self._forward.get((source_uid, kind.value), []))
 
     def sources(self, target_uid: str, kind: RefKind, source_kinds: frozenset[str]) -> list[str]:
-        return sorted(u for u in self._reverse.get((target_uid, kind.value), [])
-                      if (o := self.objects.get(u)) is not None and o.kind in source_kinds)
+        return sorted(
+            u
+            for u in self._reverse.get((target_uid, kind.value), [])
+            if (o := self.objects.get(u)) is not None and o.kind in source_kinds
+        )
 
     def series_instances(self, series_uid: str) -> list[str]:
         return list(self._series.get(series_uid, []))
@@ -73,18 +84,26 @@ class MergedIndex:
         return _union(self.a.targets(source_uid, kind), self.b.targets(source_uid, kind) if self.b else [])
 
     def sources(self, target_uid: str, kind: RefKind, source_kinds: frozenset[str]) -> list[str]:
-        return sorted(set(self.a.sources(target_uid, kind, source_kinds))
-                      | set(self.b.sources(target_uid, kind, source_kinds) if self.b else []))
+        return sorted(
+            set(self.a.sources(target_uid, kind, source_kinds))
+            | set(self.b.sources(target_uid, kind, source_kinds) if self.b else [])
+        )
 
     def series_instances(self, series_uid: str) -> list[str]:
-        return _union(self.a.series_instances(series_uid), self.b.series_instances(series_uid) if self.b else [])
+        return _union(
+            self.a.series_instances(series_uid), self.b.series_instances(series_uid) if self.b else []
+        )
 
     def image_series_in_frame(self, frame: str) -> list[str]:
-        return sorted(set(self.a.image_series_in_frame(frame)) | set(self.b.image_series_in_frame(frame) if self.b else []))
+        return sorted(
+            set(self.a.image_series_in_frame(frame))
+            | set(self.b.image_series_in_frame(frame) if self.b else [])
+        )
 
     def first_contour_image(self, structure_set_uid: str) -> str:
         return self.a.first_contour_image(structure_set_uid) or (
-            self.b.first_contour_image(structure_set_uid) if self.b else "")
+            self.b.first_contour_image(structure_set_uid) if self.b else ""
+        )
 
 
 def _union(first: list[str], second: list[str]) -> list[str]:

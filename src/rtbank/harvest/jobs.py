@@ -71,8 +71,12 @@ def _do(item: WorkItem, worker_id: str) -> Any:
     run = HarvestRun.objects.select_related("source", "source__institution").get(pk=item.payload["run"])
     if run.state == RunState.CANCELLED:
         return {"cancelled": True}
-    session = Session(run, holder=f"{worker_id}:{item.pk}", step=item.payload.get("step", item.kind),
-                      on_progress=_lease_renewer(item))
+    session = Session(
+        run,
+        holder=f"{worker_id}:{item.pk}",
+        step=item.payload.get("step", item.kind),
+        on_progress=_lease_renewer(item),
+    )
     try:
         if item.kind == FIND:
             return _find(session, item)
@@ -93,7 +97,8 @@ def _lease_renewer(item: WorkItem) -> Any:
         if (now - state["at"]).total_seconds() > settings.HARVEST_LEASE_S / 3:
             state["at"] = now
             WorkItem.objects.filter(pk=item.pk, state=WorkState.IN_PROGRESS).update(
-                lease_until=now + dt.timedelta(seconds=settings.HARVEST_LEASE_S))
+                lease_until=now + dt.timedelta(seconds=settings.HARVEST_LEASE_S)
+            )
 
     return renew
 
@@ -141,7 +146,9 @@ def handle(item: WorkItem, batch: Batch) -> dict[str, Any] | None:
 
 def _again(item: WorkItem, seconds: float, reason: str) -> None:
     """Run this row again after ``seconds`` (not a failure: attempts are not counted)."""
-    WorkItem.objects.filter(pk=item.pk).update(rerun=True, not_before=timezone.now() + dt.timedelta(seconds=seconds))
+    WorkItem.objects.filter(pk=item.pk).update(
+        rerun=True, not_before=timezone.now() + dt.timedelta(seconds=seconds)
+    )
 
 
 def _retry(item: WorkItem, exc: Exception) -> dict[str, Any]:
@@ -151,9 +158,12 @@ def _retry(item: WorkItem, exc: Exception) -> dict[str, Any]:
     message = str(exc)[:1000]
     if tries >= cap:
         raise PermanentError(f"failed after {tries} attempt(s): {message}")
-    delay = min(settings.HARVEST_BACKOFF_CAP_S, settings.HARVEST_BACKOFF_S * 2 ** (tries - 1)) * random.uniform(0.9, 1.1)
-    WorkItem.objects.filter(pk=item.pk).update(rerun=True, last_error=message,
-                                               not_before=timezone.now() + dt.timedelta(seconds=delay))
+    delay = min(
+        settings.HARVEST_BACKOFF_CAP_S, settings.HARVEST_BACKOFF_S * 2 ** (tries - 1)
+    ) * random.uniform(0.9, 1.1)
+    WorkItem.objects.filter(pk=item.pk).update(
+        rerun=True, last_error=message, not_before=timezone.now() + dt.timedelta(seconds=delay)
+    )
     return {"tries": tries}
 
 
@@ -167,19 +177,28 @@ def _after_find(run: HarvestRun, item: WorkItem, outcome: Any) -> dict[str, Any]
         enqueue_chunks(run, level)
         return {"level": level}
     if what == "patients":
-        rows = [(key(run.pk, "find", f"p{i}"), {"run": run.pk, "find": "patient", "patient": p})
-                for i, p in enumerate(outcome["patients"])]
+        rows = [
+            (key(run.pk, "find", f"p{i}"), {"run": run.pk, "find": "patient", "patient": p})
+            for i, p in enumerate(outcome["patients"])
+        ]
         work.enqueue_many(FIND, rows, priority=5)
         return {"patients": len(rows)}
     found: walk.Found = outcome
     for plan_uid, entry in sorted(found.plans.items()):
-        plan, _ = HarvestPlan.objects.get_or_create(run=run, plan_uid=plan_uid, defaults={"patient_id": entry["patient"]})
+        plan, _ = HarvestPlan.objects.get_or_create(
+            run=run, plan_uid=plan_uid, defaults={"patient_id": entry["patient"]}
+        )
         records = sorted(set(plan.records_in_window) | set(entry["records"]))
         dates = [dt.date.fromisoformat(d) for d in entry["dates"]]
         first = min([d for d in [plan.first_treatment, *dates] if d], default=None)
         HarvestPlan.objects.filter(pk=plan.pk).update(records_in_window=records, first_treatment=first)
-        work.enqueue(STEP, key(run.pk, "plan", str(plan.pk), walk.STEPS[0]),
-                     {"run": run.pk, "plan": plan.pk, "step": walk.STEPS[0]}, rearm=False, priority=3)
+        work.enqueue(
+            STEP,
+            key(run.pk, "plan", str(plan.pk), walk.STEPS[0]),
+            {"run": run.pk, "plan": plan.pk, "step": walk.STEPS[0]},
+            rearm=False,
+            priority=3,
+        )
     return {"plans": len(found.plans)}
 
 
@@ -191,8 +210,13 @@ def _after_step(run: HarvestRun, item: WorkItem, outcome: walk.StepOutcome) -> d
     if outcome.next_step:
         # Later steps of a plan run first: plans finish one by one, and their objects land together.
         priority = 3 + walk.STEPS.index(outcome.next_step)
-        work.enqueue(STEP, key(run.pk, "plan", str(plan_id), outcome.next_step),
-                     {"run": run.pk, "plan": plan_id, "step": outcome.next_step}, rearm=False, priority=priority)
+        work.enqueue(
+            STEP,
+            key(run.pk, "plan", str(plan_id), outcome.next_step),
+            {"run": run.pk, "plan": plan_id, "step": outcome.next_step},
+            rearm=False,
+            priority=priority,
+        )
     elif updates.get("state") not in (PlanState.ABSENT,):
         HarvestPlan.objects.filter(pk=plan_id).update(state=PlanState.WALKED)
     return {"next": outcome.next_step}

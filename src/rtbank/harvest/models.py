@@ -20,16 +20,19 @@ class RunState(models.TextChoices):
 
 class HarvestRun(models.Model):
     source = models.ForeignKey("institutions.Node", on_delete=models.PROTECT, related_name="+")
-    objects_from = models.JSONField(default=list, blank=True,
-                                    help_text="node names (or 'catalog') holding plans, doses and images")
+    objects_from = models.JSONField(
+        default=list, blank=True, help_text="node names (or 'catalog') holding plans, doses and images"
+    )
     date_from = models.DateField(null=True, blank=True)
     date_to = models.DateField(null=True, blank=True)
     patients = models.JSONField(default=list, blank=True, help_text="patient IDs of --patients")
-    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+")
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.RUNNING)
-    record_level = models.CharField(max_length=16, blank=True,
-                                    help_text="how treatment records were found: image, series or patient")
+    record_level = models.CharField(
+        max_length=16, blank=True, help_text="how treatment records were found: image, series or patient"
+    )
     keep = models.BooleanField(default=True, help_text="collected data is retained (never cleaned up)")
     created_by = models.CharField(max_length=150)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -68,7 +71,9 @@ class HarvestPlan(models.Model):
     records_in_window = models.JSONField(default=list, blank=True)
     planning_series_uid = models.CharField(max_length=64, blank=True)
     frame_of_reference_uid = models.CharField(max_length=64, blank=True)
-    manifest = models.JSONField(default=dict, blank=True, help_text="expected / collected / missing with reasons")
+    manifest = models.JSONField(
+        default=dict, blank=True, help_text="expected / collected / missing with reasons"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -101,18 +106,25 @@ class HarvestObject(models.Model):
     frame_uid = models.CharField(max_length=64, blank=True)
     instance_number = models.IntegerField(null=True, blank=True)
     treatment_date = models.DateField(null=True, blank=True)
-    refs = models.JSONField(null=True, blank=True, help_text="[[ref kind, target uid], …]; null = not inspected")
+    refs = models.JSONField(
+        null=True, blank=True, help_text="[[ref kind, target uid], …]; null = not inspected"
+    )
     first_contour_image = models.CharField(max_length=64, blank=True)
-    node = models.ForeignKey("institutions.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    node = models.ForeignKey(
+        "institutions.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     wanted = models.BooleanField(default=False)
     state = models.CharField(max_length=16, choices=ObjectState.choices, default=ObjectState.KNOWN)
     requested_at = models.DateTimeField(null=True, blank=True)
-    instance = models.ForeignKey("catalog.Instance", null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
+    instance = models.ForeignKey(
+        "catalog.Instance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     size = models.PositiveBigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["run", "sop_instance_uid"], name="harvest_object_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "sop_instance_uid"], name="harvest_object_unique")
+        ]
         indexes = [
             models.Index(fields=["run", "patient_id", "modality"], name="harvest_object_patient_idx"),
             models.Index(fields=["run", "series_uid"], name="harvest_object_series_idx"),
@@ -133,7 +145,9 @@ class HarvestSeries(models.Model):
     modality = models.CharField(max_length=16)
     frame_uid = models.CharField(max_length=64, blank=True)
     series_date = models.DateField(null=True, blank=True)
-    node = models.ForeignKey("institutions.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    node = models.ForeignKey(
+        "institutions.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     listed = models.BooleanField(default=False, help_text="its instances are known")
 
     class Meta:

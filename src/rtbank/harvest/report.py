@@ -58,21 +58,31 @@ class Report:
 
 def build(run: HarvestRun) -> Report:
     plans = list(HarvestPlan.objects.filter(run=run).order_by("patient_id", "first_treatment", "plan_uid"))
-    info = {p.instance.sop_instance_uid: p for p in RTPlan.objects.filter(
-        instance__sop_instance_uid__in=[p.plan_uid for p in plans]).select_related("instance")}
+    info = {
+        p.instance.sop_instance_uid: p
+        for p in RTPlan.objects.filter(
+            instance__sop_instance_uid__in=[p.plan_uid for p in plans]
+        ).select_related("instance")
+    }
     rows = []
     for plan in plans:
         m = plan.manifest or {}
         meta = info.get(plan.plan_uid)
-        rows.append(PlanRow(
-            plan_uid=plan.plan_uid, patient_id=plan.patient_id, state=plan.state,
-            first_treatment=plan.first_treatment.isoformat() if plan.first_treatment else "",
-            intent=meta.intent if meta else "", label=meta.label if meta else "",
-            expected=len(m.get("expected", {})), collected=len(m.get("collected", [])),
-            missing=sorted((m.get("missing") or {}).items()),
-            missing_at_source=[tuple(x) for x in m.get("missing_at_source", [])],  # type: ignore[misc]
-            records_in_window=len(plan.records_in_window),
-        ))
+        rows.append(
+            PlanRow(
+                plan_uid=plan.plan_uid,
+                patient_id=plan.patient_id,
+                state=plan.state,
+                first_treatment=plan.first_treatment.isoformat() if plan.first_treatment else "",
+                intent=meta.intent if meta else "",
+                label=meta.label if meta else "",
+                expected=len(m.get("expected", {})),
+                collected=len(m.get("collected", [])),
+                missing=sorted((m.get("missing") or {}).items()),
+                missing_at_source=[tuple(x) for x in m.get("missing_at_source", [])],  # type: ignore[misc]
+                records_in_window=len(plan.records_in_window),
+            )
+        )
     return Report(run, rows, statistics(run, rows))
 
 
@@ -92,8 +102,13 @@ def statistics(run: HarvestRun, rows: list[PlanRow]) -> dict[str, Any]:
     collected_uids = set()
     for plan in HarvestPlan.objects.filter(run=run):
         collected_uids.update((plan.manifest or {}).get("collected", []))
-    series = HarvestObject.objects.filter(run=run, sop_instance_uid__in=collected_uids,
-                                          modality__in=MODALITY_NAMES).values_list("modality", "series_uid").distinct()
+    series = (
+        HarvestObject.objects.filter(
+            run=run, sop_instance_uid__in=collected_uids, modality__in=MODALITY_NAMES
+        )
+        .values_list("modality", "series_uid")
+        .distinct()
+    )
     series_counts = Counter(MODALITY_NAMES[m] for m, _ in set(series))
     succeeded = sum(1 for r in rows if r.state in (PlanState.COMPLETE, PlanState.MISSING_AT_SOURCE))
     return {
@@ -109,7 +124,9 @@ def statistics(run: HarvestRun, rows: list[PlanRow]) -> dict[str, Any]:
         "plans_per_year": dict(sorted(plans_year.items())),
         "image_series": {name: series_counts.get(name, 0) for name in ("CT", "MR", "PET")},
         "registrations": _registration_types(run, collected_uids),
-        "plans_by_intent": dict(Counter(r.intent or "unknown" for r in walked if r.intent not in INVALID_INTENTS)),
+        "plans_by_intent": dict(
+            Counter(r.intent or "unknown" for r in walked if r.intent not in INVALID_INTENTS)
+        ),
         "invalid_plans": dict(Counter(r.intent for r in walked if r.intent in INVALID_INTENTS)),
         "failed_rows": (run.summary or {}).get("failed_rows", 0),
     }
@@ -118,8 +135,11 @@ def statistics(run: HarvestRun, rows: list[PlanRow]) -> dict[str, Any]:
 def _registration_types(run: HarvestRun, collected: set[str]) -> dict[str, int]:
     """CT–CT, CT–MR, CT–PET…: the modalities of the two frames a registration relates."""
     frame_modality: dict[str, str] = {}
-    for frame, modality in HarvestSeries.objects.filter(run=run, modality__in=MODALITY_NAMES).exclude(
-            frame_uid="").values_list("frame_uid", "modality"):
+    for frame, modality in (
+        HarvestSeries.objects.filter(run=run, modality__in=MODALITY_NAMES)
+        .exclude(frame_uid="")
+        .values_list("frame_uid", "modality")
+    ):
         frame_modality.setdefault(frame, MODALITY_NAMES[modality])
     counts: Counter[str] = Counter()
     for reg in HarvestObject.objects.filter(run=run, modality="REG", sop_instance_uid__in=collected):
@@ -132,13 +152,45 @@ def _registration_types(run: HarvestRun, collected: set[str]) -> dict[str, int]:
 def to_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["run", "patient_id", "plan_uid", "plan_label", "intent", "first_treatment", "state",
-                     "records_in_window", "expected", "collected", "missing", "missing_at_source", "reasons"])
+    writer.writerow(
+        [
+            "run",
+            "patient_id",
+            "plan_uid",
+            "plan_label",
+            "intent",
+            "first_treatment",
+            "state",
+            "records_in_window",
+            "expected",
+            "collected",
+            "missing",
+            "missing_at_source",
+            "reasons",
+        ]
+    )
     for r in report.plans:
         reasons = sorted({reason for _, reason in r.missing} | {reason for *_, reason in r.missing_at_source})
-        writer.writerow([safe_cell(v) for v in (
-            report.run.pk, r.patient_id, r.plan_uid, r.label, r.intent, r.first_treatment, r.state,
-            r.records_in_window, r.expected, r.collected, len(r.missing), len(r.missing_at_source), " | ".join(reasons))])
+        writer.writerow(
+            [
+                safe_cell(v)
+                for v in (
+                    report.run.pk,
+                    r.patient_id,
+                    r.plan_uid,
+                    r.label,
+                    r.intent,
+                    r.first_treatment,
+                    r.state,
+                    r.records_in_window,
+                    r.expected,
+                    r.collected,
+                    len(r.missing),
+                    len(r.missing_at_source),
+                    " | ".join(reasons),
+                )
+            ]
+        )
     writer.writerow([])
     writer.writerow(["object_uid", "plan_uid", "status", "reason"])
     for r in report.plans:
@@ -150,7 +202,9 @@ def to_csv(report: Report) -> str:
 
 
 def to_html(report: Report) -> str:
-    return render_to_string("harvest/manifest.html", {"report": report, "run": report.run, "stats": report.stats})
+    return render_to_string(
+        "harvest/manifest.html", {"report": report, "run": report.run, "stats": report.stats}
+    )
 
 
 def write_files(report: Report) -> tuple[Path, Path]:

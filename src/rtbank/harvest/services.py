@@ -21,9 +21,16 @@ from rtbank.work import services as work
 from rtbank.work.models import WorkItem, WorkState
 
 
-def start_run(source: str, *, actor: str, date_from: dt.date | None = None, date_to: dt.date | None = None,
-              patients: list[str] | None = None, objects_from: list[str] | None = None,
-              project: str | None = None) -> HarvestRun:
+def start_run(
+    source: str,
+    *,
+    actor: str,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    patients: list[str] | None = None,
+    objects_from: list[str] | None = None,
+    project: str | None = None,
+) -> HarvestRun:
     """Create a run and its first work rows (the workers, or ``rtbank harvest`` itself, do the rest)."""
     node = harvest_node(source)
     SourceSettings.of(node)  # refuse bad politeness settings before anything starts
@@ -40,20 +47,40 @@ def start_run(source: str, *, actor: str, date_from: dt.date | None = None, date
         if proj is None:
             raise HarvestError(f"no project {project!r}")
     with transaction.atomic():
-        run = HarvestRun.objects.create(source=node, objects_from=list(objects_from or []), date_from=date_from,
-                                        date_to=date_to, patients=list(patients or []), project=proj, created_by=actor)
+        run = HarvestRun.objects.create(
+            source=node,
+            objects_from=list(objects_from or []),
+            date_from=date_from,
+            date_to=date_to,
+            patients=list(patients or []),
+            project=proj,
+            created_by=actor,
+        )
         if patients:
-            rows = [(jobs.key(run.pk, "find", f"p{i}"), {"run": run.pk, "find": "patient", "patient": p})
-                    for i, p in enumerate(patients)]
+            rows = [
+                (jobs.key(run.pk, "find", f"p{i}"), {"run": run.pk, "find": "patient", "patient": p})
+                for i, p in enumerate(patients)
+            ]
             HarvestRun.objects.filter(pk=run.pk).update(record_level="patient")
             work.enqueue_many(jobs.FIND, rows, priority=5)
         else:
             work.enqueue(jobs.FIND, jobs.key(run.pk, "probe"), {"run": run.pk, "find": "probe"}, priority=6)
         work.enqueue(jobs.VERIFY, jobs.key(run.pk, "verify"), {"run": run.pk}, priority=0)
-        log_event("harvest", "run_started", actor=actor, object_type="harvest_run", object_id=run.pk,
-                  details={"source": node.name, "from": str(date_from or ""), "to": str(date_to or ""),
-                           "patients": len(patients or []), "objects_from": list(objects_from or []),
-                           "project": project or ""})
+        log_event(
+            "harvest",
+            "run_started",
+            actor=actor,
+            object_type="harvest_run",
+            object_id=run.pk,
+            details={
+                "source": node.name,
+                "from": str(date_from or ""),
+                "to": str(date_to or ""),
+                "patients": len(patients or []),
+                "objects_from": list(objects_from or []),
+                "project": project or "",
+            },
+        )
     return run
 
 
@@ -61,7 +88,9 @@ def enqueue_chunks(run: HarvestRun, level: str) -> None:
     """After the probe: one row per chunk of the window (image, series), or the patient walk."""
     conf = SourceSettings.of(run.source)
     if level == "patient":
-        work.enqueue(jobs.FIND, jobs.key(run.pk, "find", "patients"), {"run": run.pk, "find": "patients"}, priority=5)
+        work.enqueue(
+            jobs.FIND, jobs.key(run.pk, "find", "patients"), {"run": run.pk, "find": "patients"}, priority=5
+        )
         return
     start = run.date_from
     if level == "series":
@@ -71,8 +100,18 @@ def enqueue_chunks(run: HarvestRun, level: str) -> None:
     day = start
     while day <= run.date_to:
         last = min(run.date_to, day + dt.timedelta(days=size - 1))
-        rows.append((jobs.key(run.pk, "find", f"{day:%Y%m%d}"),
-                     {"run": run.pk, "find": "chunk", "level": level, "first": day.isoformat(), "last": last.isoformat()}))
+        rows.append(
+            (
+                jobs.key(run.pk, "find", f"{day:%Y%m%d}"),
+                {
+                    "run": run.pk,
+                    "find": "chunk",
+                    "level": level,
+                    "first": day.isoformat(),
+                    "last": last.isoformat(),
+                },
+            )
+        )
         day = last + dt.timedelta(days=1)
     work.enqueue_many(jobs.FIND, rows, priority=5)
 
@@ -84,7 +123,8 @@ def resume(run: HarvestRun, *, actor: str, retry_failed: bool = False) -> int:
     for item in rows.filter(state=WorkState.IN_PROGRESS):
         if holder_dead(item.claimed_by):
             freed += WorkItem.objects.filter(pk=item.pk, claimed_by=item.claimed_by).update(
-                state=WorkState.PENDING, claimed_by="", lease_until=None, not_before=None)
+                state=WorkState.PENDING, claimed_by="", lease_until=None, not_before=None
+            )
     retried = 0
     if retry_failed:
         for item in rows.filter(state=WorkState.FAILED):
@@ -92,16 +132,24 @@ def resume(run: HarvestRun, *, actor: str, retry_failed: bool = False) -> int:
     if run.state != RunState.RUNNING and (retried or freed):
         HarvestRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING, finished_at=None)
     work.enqueue(jobs.VERIFY, jobs.key(run.pk, "verify"), {"run": run.pk})
-    log_event("harvest", "run_resumed", actor=actor, object_type="harvest_run", object_id=run.pk,
-              details={"freed": freed, "retried": retried})
+    log_event(
+        "harvest",
+        "run_resumed",
+        actor=actor,
+        object_type="harvest_run",
+        object_id=run.pk,
+        details={"freed": freed, "retried": retried},
+    )
     return freed + retried
 
 
 def cancel(run: HarvestRun, *, actor: str) -> None:
-    HarvestRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(state=RunState.CANCELLED,
-                                                                        finished_at=timezone.now())
-    WorkItem.objects.filter(kind__in=jobs.KINDS, key__startswith=jobs.key(run.pk, ""),
-                            state=WorkState.PENDING).update(state=WorkState.DONE, done_at=timezone.now())
+    HarvestRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
+        state=RunState.CANCELLED, finished_at=timezone.now()
+    )
+    WorkItem.objects.filter(
+        kind__in=jobs.KINDS, key__startswith=jobs.key(run.pk, ""), state=WorkState.PENDING
+    ).update(state=WorkState.DONE, done_at=timezone.now())
     log_event("harvest", "run_cancelled", actor=actor, object_type="harvest_run", object_id=run.pk)
 
 
@@ -128,18 +176,27 @@ class Progress:
 
 def progress(run: HarvestRun) -> Progress:
     plans = dict(HarvestPlan.objects.filter(run=run).values_list("state").annotate(n=Count("id")))
-    failed_plans = set(WorkItem.objects.filter(kind=jobs.STEP, key__startswith=jobs.key(run.pk, ""),
-                                               state=WorkState.FAILED).values_list("payload__plan", flat=True))
-    finished = plans.get(PlanState.WALKED, 0) + sum(plans.get(s, 0) for s in (
-        PlanState.COMPLETE, PlanState.MISSING_AT_SOURCE, PlanState.INCOMPLETE))
+    failed_plans = set(
+        WorkItem.objects.filter(
+            kind=jobs.STEP, key__startswith=jobs.key(run.pk, ""), state=WorkState.FAILED
+        ).values_list("payload__plan", flat=True)
+    )
+    finished = plans.get(PlanState.WALKED, 0) + sum(
+        plans.get(s, 0) for s in (PlanState.COMPLETE, PlanState.MISSING_AT_SOURCE, PlanState.INCOMPLETE)
+    )
     fetched = HarvestObject.objects.filter(run=run, state__in=(ObjectState.REQUESTED, ObjectState.COLLECTED))
     moved_bytes = Instance.objects.filter(provenance__harvest_run=run.pk).aggregate(b=Sum("size"))["b"] or 0
     rows = WorkItem.objects.filter(kind__in=jobs.KINDS, key__startswith=jobs.key(run.pk, ""))
     return Progress(
-        plans_total=sum(plans.values()), plans_done=finished, plans_failed=len(failed_plans),
-        plans_absent=plans.get(PlanState.ABSENT, 0), objects=fetched.count(), bytes=moved_bytes,
+        plans_total=sum(plans.values()),
+        plans_done=finished,
+        plans_failed=len(failed_plans),
+        plans_absent=plans.get(PlanState.ABSENT, 0),
+        objects=fetched.count(),
+        bytes=moved_bytes,
         rows_pending=rows.filter(state__in=(WorkState.PENDING, WorkState.IN_PROGRESS)).count(),
-        rows_failed=rows.filter(state=WorkState.FAILED).count(), state=HarvestRun.objects.get(pk=run.pk).state,
+        rows_failed=rows.filter(state=WorkState.FAILED).count(),
+        state=HarvestRun.objects.get(pk=run.pk).state,
         started=run.created_at,
     )
 
@@ -153,7 +210,9 @@ def retained_instance_ids() -> QuerySet[Instance]:
     """
     kept = HarvestRun.objects.filter(keep=True).values("pk")
     wanted = HarvestObject.objects.filter(run__in=kept, wanted=True).values("sop_instance_uid")
-    return Instance.objects.filter(Q(sop_instance_uid__in=wanted) | Q(provenance__harvest_run__in=kept)).values("pk")
+    return Instance.objects.filter(
+        Q(sop_instance_uid__in=wanted) | Q(provenance__harvest_run__in=kept)
+    ).values("pk")
 
 
 def step_names() -> tuple[str, ...]:

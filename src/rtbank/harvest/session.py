@@ -42,10 +42,22 @@ RETURN_KEYS: dict[str, dict[str, Any]] = {
     "RTPLAN": {"ReferencedStructureSetSequence": [], "ReferencedDoseSequence": []},
 }
 # The kind an object has when the source does not return its SOP Class UID (e.g. Orthanc without storage access).
-MODALITY_KIND = {"RTRECORD": "record", "RTPLAN": "plan", "RTDOSE": "dose", "RTSTRUCT": "structure_set",
-                 "REG": "registration", "CT": "image", "MR": "image", "PT": "image", "RTIMAGE": "rt_image"}
-SEQUENCE_REFS = {"ReferencedRTPlanSequence": "plan", "ReferencedStructureSetSequence": "structure_set",
-                 "ReferencedDoseSequence": "dose"}
+MODALITY_KIND = {
+    "RTRECORD": "record",
+    "RTPLAN": "plan",
+    "RTDOSE": "dose",
+    "RTSTRUCT": "structure_set",
+    "REG": "registration",
+    "CT": "image",
+    "MR": "image",
+    "PT": "image",
+    "RTIMAGE": "rt_image",
+}
+SEQUENCE_REFS = {
+    "ReferencedRTPlanSequence": "plan",
+    "ReferencedStructureSetSequence": "structure_set",
+    "ReferencedDoseSequence": "dose",
+}
 
 
 class Defer(Exception):
@@ -105,12 +117,23 @@ class Session:
         if not conf.allowed_now():
             wait = (conf.next_allowed() - timezone.now()).total_seconds()
             raise Defer(max(1.0, wait), f"{node.name}: outside the allowed time windows")
-        slot = opened.slot if opened else sources.acquire_slot(node, self.holder, conf.parallel, settings.HARVEST_LEASE_S)
+        slot = (
+            opened.slot
+            if opened
+            else sources.acquire_slot(node, self.holder, conf.parallel, settings.HARVEST_LEASE_S)
+        )
         if slot is None:
-            raise Defer(sources.slot_free_in(node), f"{node.name}: all {conf.parallel} association slot(s) busy")
+            raise Defer(
+                sources.slot_free_in(node), f"{node.name}: all {conf.parallel} association slot(s) busy"
+            )
         peer = dimse.Peer(node.ae_title, node.host.split("/")[0], node.port, node.name)
-        cm = dimse.connect(peer, calling_ae=settings.HARVEST_AE_TITLE, timeout=conf.timeout,
-                           with_get=conf.retrieve == "get" or conf.inspect_get, on_progress=self._tick)
+        cm = dimse.connect(
+            peer,
+            calling_ae=settings.HARVEST_AE_TITLE,
+            timeout=conf.timeout,
+            with_get=conf.retrieve == "get" or conf.inspect_get,
+            on_progress=self._tick,
+        )
         try:
             conn = cm.__enter__()
         except BaseException:
@@ -150,8 +173,15 @@ class Session:
     def _log(self, node: Node, action: str, details: dict[str, Any], outcome: str = Outcome.OK) -> None:
         self._last_op = time.monotonic()
         self.counters.operations += 1
-        log_event("harvest", action, actor=f"harvest:{self.run.pk}", outcome=outcome, object_type="harvest_run",
-                  object_id=self.run.pk, details={"node": node.name, "step": self.step, **details})
+        log_event(
+            "harvest",
+            action,
+            actor=f"harvest:{self.run.pk}",
+            outcome=outcome,
+            object_type="harvest_run",
+            object_id=self.run.pk,
+            details={"node": node.name, "step": self.step, **details},
+        )
 
     # --- queries ------------------------------------------------------------------------------------
     def find(self, node: Node, level: str, keys: dict[str, Any]) -> list[Any]:
@@ -167,7 +197,9 @@ class Session:
         return HarvestQuery.objects.filter(run=self.run, key=key).exists()
 
     def mark_queried(self, key: str, answers: int) -> None:
-        HarvestQuery.objects.bulk_create([HarvestQuery(run=self.run, key=key, answers=answers)], ignore_conflicts=True)
+        HarvestQuery.objects.bulk_create(
+            [HarvestQuery(run=self.run, key=key, answers=answers)], ignore_conflicts=True
+        )
 
     def inventory(self, patient: str, modality: str) -> list[HarvestObject]:
         """Every object of ``modality`` of ``patient`` at the object sources (queried once per run)."""
@@ -196,20 +228,41 @@ class Session:
                 else:
                     n = len(self._series_rows(node, patient, modality))
                 self.mark_queried(key, n)
-        rows = list(HarvestSeries.objects.filter(run=self.run, patient_id=patient, modality__in=IMAGE_MODALITIES))
+        rows = list(
+            HarvestSeries.objects.filter(run=self.run, patient_id=patient, modality__in=IMAGE_MODALITIES)
+        )
         for row in rows:
             if not row.frame_uid:
                 self._frame_of(row)
         return rows
 
     def _series_rows(self, node: Node, patient: str, modality: str) -> list[HarvestSeries]:
-        answers = self.find(node, "SERIES", {"PatientID": patient, "Modality": modality, "StudyInstanceUID": "",
-                                             "SeriesInstanceUID": "", "SeriesDate": "", "FrameOfReferenceUID": ""})
-        rows = [HarvestSeries(run=self.run, patient_id=patient, study_uid=str(a.get("StudyInstanceUID", "")),
-                              series_uid=str(a.get("SeriesInstanceUID", "")), modality=modality,
-                              frame_uid=str(a.get("FrameOfReferenceUID", "") or ""),
-                              series_date=dicom_date(a, "SeriesDate"), node=node)
-                for a in answers if a.get("SeriesInstanceUID")]
+        answers = self.find(
+            node,
+            "SERIES",
+            {
+                "PatientID": patient,
+                "Modality": modality,
+                "StudyInstanceUID": "",
+                "SeriesInstanceUID": "",
+                "SeriesDate": "",
+                "FrameOfReferenceUID": "",
+            },
+        )
+        rows = [
+            HarvestSeries(
+                run=self.run,
+                patient_id=patient,
+                study_uid=str(a.get("StudyInstanceUID", "")),
+                series_uid=str(a.get("SeriesInstanceUID", "")),
+                modality=modality,
+                frame_uid=str(a.get("FrameOfReferenceUID", "") or ""),
+                series_date=dicom_date(a, "SeriesDate"),
+                node=node,
+            )
+            for a in answers
+            if a.get("SeriesInstanceUID")
+        ]
         HarvestSeries.objects.bulk_create(rows, ignore_conflicts=True)
         uids = [r.series_uid for r in rows]
         return list(HarvestSeries.objects.filter(run=self.run, series_uid__in=uids))
@@ -217,14 +270,25 @@ class Session:
     def list_series(self, series: HarvestSeries) -> list[HarvestObject]:
         """The instances of one series (image-level C-FIND within the series; hierarchical)."""
         if not series.listed and series.node is not None:
-            keys = {"StudyInstanceUID": series.study_uid, "SeriesInstanceUID": series.series_uid, "SOPInstanceUID": "",
-                    "SOPClassUID": "", "InstanceNumber": "", "FrameOfReferenceUID": "", "Modality": "",
-                    **RETURN_KEYS.get(series.modality, {})}
+            keys = {
+                "StudyInstanceUID": series.study_uid,
+                "SeriesInstanceUID": series.series_uid,
+                "SOPInstanceUID": "",
+                "SOPClassUID": "",
+                "InstanceNumber": "",
+                "FrameOfReferenceUID": "",
+                "Modality": "",
+                **RETURN_KEYS.get(series.modality, {}),
+            }
             answers = self.find(series.node, "IMAGE", keys)
             self._store_answers(series, answers)
             HarvestSeries.objects.filter(pk=series.pk).update(listed=True)
             series.listed = True
-        return list(HarvestObject.objects.filter(run=self.run, series_uid=series.series_uid).order_by("instance_number", "id"))
+        return list(
+            HarvestObject.objects.filter(run=self.run, series_uid=series.series_uid).order_by(
+                "instance_number", "id"
+            )
+        )
 
     def _store_answers(self, series: HarvestSeries, answers: list[Any]) -> None:
         wanted_seqs = [k for k in RETURN_KEYS.get(series.modality, {}) if k in SEQUENCE_REFS]
@@ -239,18 +303,32 @@ class Session:
             refs: list[list[str]] | None = None
             dated = series.modality != "RTRECORD" or bool(a.get("TreatmentDate"))
             if answered and dated:
-                refs = [[SEQUENCE_REFS[k], str(item.get("ReferencedSOPInstanceUID", ""))]
-                        for k in answered for item in (a.get(k) or []) if item.get("ReferencedSOPInstanceUID")]
+                refs = [
+                    [SEQUENCE_REFS[k], str(item.get("ReferencedSOPInstanceUID", ""))]
+                    for k in answered
+                    for item in (a.get(k) or [])
+                    if item.get("ReferencedSOPInstanceUID")
+                ]
             number = a.get("InstanceNumber")
-            rows.append(HarvestObject(
-                run=self.run, sop_instance_uid=uid, patient_id=series.patient_id, study_uid=series.study_uid,
-                series_uid=series.series_uid, sop_class_uid=sop_class, modality=series.modality,
-                kind=rt_kind(sop_class).value if sop_class else MODALITY_KIND.get(series.modality, "other"),
-                node=series.node, refs=refs,
-                frame_uid=str(a.get("FrameOfReferenceUID", "") or "") or series.frame_uid,
-                instance_number=int(number) if number not in (None, "") else None,
-                treatment_date=dicom_date(a, "TreatmentDate") if "TreatmentDate" in a else None,
-            ))
+            rows.append(
+                HarvestObject(
+                    run=self.run,
+                    sop_instance_uid=uid,
+                    patient_id=series.patient_id,
+                    study_uid=series.study_uid,
+                    series_uid=series.series_uid,
+                    sop_class_uid=sop_class,
+                    modality=series.modality,
+                    kind=rt_kind(sop_class).value
+                    if sop_class
+                    else MODALITY_KIND.get(series.modality, "other"),
+                    node=series.node,
+                    refs=refs,
+                    frame_uid=str(a.get("FrameOfReferenceUID", "") or "") or series.frame_uid,
+                    instance_number=int(number) if number not in (None, "") else None,
+                    treatment_date=dicom_date(a, "TreatmentDate") if "TreatmentDate" in a else None,
+                )
+            )
         HarvestObject.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
         frames = {r.frame_uid for r in rows if r.frame_uid}
         if not series.frame_uid and len(frames) == 1:
@@ -269,24 +347,50 @@ class Session:
             if data is not None:
                 frame = str(dimse.parse(data).get("FrameOfReferenceUID", "") or "")
                 HarvestSeries.objects.filter(pk=series.pk).update(frame_uid=frame)
-                HarvestObject.objects.filter(run=self.run, series_uid=series.series_uid).update(frame_uid=frame)
+                HarvestObject.objects.filter(run=self.run, series_uid=series.series_uid).update(
+                    frame_uid=frame
+                )
                 series.frame_uid = frame
         return series.frame_uid
 
     def _catalog_inventory(self, patient: str, modality: str) -> int:
         """Objects rtbank already holds count as a source (``--objects-from catalog``)."""
-        rows = Instance.objects.filter(series__study__patient__patient_id=patient, series__modality=modality,
-                                       state=InstanceState.CURRENT).values_list(
-            "sop_instance_uid", "sop_class_uid", "kind", "series__uid", "series__study__uid",
-            "series__frame_of_reference_uid", "instance_number")
+        rows = Instance.objects.filter(
+            series__study__patient__patient_id=patient, series__modality=modality, state=InstanceState.CURRENT
+        ).values_list(
+            "sop_instance_uid",
+            "sop_class_uid",
+            "kind",
+            "series__uid",
+            "series__study__uid",
+            "series__frame_of_reference_uid",
+            "instance_number",
+        )
         objs, series = [], {}
         for uid, sop_class, kind, series_uid, study_uid, frame, number in rows:
-            objs.append(HarvestObject(run=self.run, sop_instance_uid=uid, patient_id=patient, study_uid=study_uid,
-                                      series_uid=series_uid, sop_class_uid=sop_class, modality=modality, kind=kind,
-                                      frame_uid=frame or "", instance_number=number))
-            series[series_uid] = HarvestSeries(run=self.run, patient_id=patient, study_uid=study_uid,
-                                               series_uid=series_uid, modality=modality, frame_uid=frame or "",
-                                               listed=True)
+            objs.append(
+                HarvestObject(
+                    run=self.run,
+                    sop_instance_uid=uid,
+                    patient_id=patient,
+                    study_uid=study_uid,
+                    series_uid=series_uid,
+                    sop_class_uid=sop_class,
+                    modality=modality,
+                    kind=kind,
+                    frame_uid=frame or "",
+                    instance_number=number,
+                )
+            )
+            series[series_uid] = HarvestSeries(
+                run=self.run,
+                patient_id=patient,
+                study_uid=study_uid,
+                series_uid=series_uid,
+                modality=modality,
+                frame_uid=frame or "",
+                listed=True,
+            )
         HarvestSeries.objects.bulk_create(list(series.values()), ignore_conflicts=True)
         HarvestObject.objects.bulk_create(objs, ignore_conflicts=True, batch_size=500)
         return len(objs)
@@ -314,37 +418,54 @@ class Session:
         if waiting:
             # No C-GET at this source: retrieve into the catalog and read them there once filed.
             self.retrieve(waiting, reason="inspect")
-            raise Defer(0.3, f"waiting for {len(waiting)} object(s) to be filed before reading their references")
+            raise Defer(
+                0.3, f"waiting for {len(waiting)} object(s) to be filed before reading their references"
+            )
         return objs
 
     def _from_catalog(self, objs: list[HarvestObject]) -> None:
         uids = [o.sop_instance_uid for o in objs]
-        current = dict(Instance.objects.filter(sop_instance_uid__in=uids, state=InstanceState.CURRENT)
-                       .values_list("sop_instance_uid", "pk"))
+        current = dict(
+            Instance.objects.filter(sop_instance_uid__in=uids, state=InstanceState.CURRENT).values_list(
+                "sop_instance_uid", "pk"
+            )
+        )
         if not current:
             return
         refs: dict[str, list[list[str]]] = defaultdict(list)
         for source_uid, kind, target in Reference.objects.filter(source_id__in=current.values()).values_list(
-                "source__sop_instance_uid", "kind", "target_uid"):
+            "source__sop_instance_uid", "kind", "target_uid"
+        ):
             refs[source_uid].append([kind, target])
-        firsts = dict(StructureSet.objects.filter(instance_id__in=current.values())
-                      .values_list("instance__sop_instance_uid", "first_contour_image_uid"))
-        dates = dict(TreatmentRecord.objects.filter(instance_id__in=current.values())
-                     .values_list("instance__sop_instance_uid", "treatment_date"))
+        firsts = dict(
+            StructureSet.objects.filter(instance_id__in=current.values()).values_list(
+                "instance__sop_instance_uid", "first_contour_image_uid"
+            )
+        )
+        dates = dict(
+            TreatmentRecord.objects.filter(instance_id__in=current.values()).values_list(
+                "instance__sop_instance_uid", "treatment_date"
+            )
+        )
         for obj in objs:
             if obj.sop_instance_uid in current:
                 obj.refs = refs.get(obj.sop_instance_uid, [])
                 obj.first_contour_image = firsts.get(obj.sop_instance_uid, "") or ""
                 obj.treatment_date = dates.get(obj.sop_instance_uid) or obj.treatment_date
-                HarvestObject.objects.filter(pk=obj.pk).update(refs=obj.refs, first_contour_image=obj.first_contour_image,
-                                                               treatment_date=obj.treatment_date)
+                HarvestObject.objects.filter(pk=obj.pk).update(
+                    refs=obj.refs,
+                    first_contour_image=obj.first_contour_image,
+                    treatment_date=obj.treatment_date,
+                )
 
     def _inspect_by_get(self, node: Node, series_uid: str, group: list[HarvestObject]) -> None:
         whole = HarvestObject.objects.filter(run=self.run, series_uid=series_uid).count() == len(group)
         study = group[0].study_uid
         keys: dict[str, Any] = {"StudyInstanceUID": study, "SeriesInstanceUID": series_uid}
         if not whole:
-            keys["SOPInstanceUID"] = [o.sop_instance_uid for o in group] if len(group) > 1 else group[0].sop_instance_uid
+            keys["SOPInstanceUID"] = (
+                [o.sop_instance_uid for o in group] if len(group) > 1 else group[0].sop_instance_uid
+            )
         try:
             result, received = self.conn(node).get("SERIES" if whole else "IMAGE", keys)
         except dimse.Transient as exc:
@@ -361,8 +482,13 @@ class Session:
             self._cache[obj.sop_instance_uid] = data
             _apply_header(obj, ds)
             HarvestObject.objects.filter(pk=obj.pk).update(
-                refs=obj.refs, first_contour_image=obj.first_contour_image, treatment_date=obj.treatment_date,
-                frame_uid=obj.frame_uid, kind=obj.kind, sop_class_uid=obj.sop_class_uid)
+                refs=obj.refs,
+                first_contour_image=obj.first_contour_image,
+                treatment_date=obj.treatment_date,
+                frame_uid=obj.frame_uid,
+                kind=obj.kind,
+                sop_class_uid=obj.sop_class_uid,
+            )
         missing = [o.sop_instance_uid for o in group if not _known(o)]
         if missing:
             raise dimse.Transient(f"{node.name}: C-GET did not return {len(missing)} object(s) to inspect")
@@ -371,8 +497,11 @@ class Session:
         if obj.sop_instance_uid in self._cache:
             return self._cache[obj.sop_instance_uid]
         assert obj.node is not None
-        keys = {"StudyInstanceUID": obj.study_uid, "SeriesInstanceUID": obj.series_uid,
-                "SOPInstanceUID": obj.sop_instance_uid}
+        keys = {
+            "StudyInstanceUID": obj.study_uid,
+            "SeriesInstanceUID": obj.series_uid,
+            "SOPInstanceUID": obj.sop_instance_uid,
+        }
         _, received = self.conn(obj.node).get("IMAGE", keys)
         self._log(obj.node, "c_get", {"purpose": "inspect", "objects": len(received)})
         self._access(obj.node, "harvest_inspect", len(received))
@@ -386,13 +515,24 @@ class Session:
             return 0
         uids = [o.sop_instance_uid for o in objs]
         if reason == "collect":
-            HarvestObject.objects.filter(run=self.run, sop_instance_uid__in=uids, wanted=False).update(wanted=True)
-        held = set(Instance.objects.filter(sop_instance_uid__in=uids, state=InstanceState.CURRENT)
-                   .values_list("sop_instance_uid", flat=True))
-        fetched = set(HarvestObject.objects.filter(run=self.run, sop_instance_uid__in=uids, state__in=(
-            ObjectState.REQUESTED, ObjectState.COLLECTED)).values_list("sop_instance_uid", flat=True))
-        HarvestObject.objects.filter(run=self.run, sop_instance_uid__in=held - fetched,
-                                     state=ObjectState.KNOWN).update(state=ObjectState.HELD)
+            HarvestObject.objects.filter(run=self.run, sop_instance_uid__in=uids, wanted=False).update(
+                wanted=True
+            )
+        held = set(
+            Instance.objects.filter(sop_instance_uid__in=uids, state=InstanceState.CURRENT).values_list(
+                "sop_instance_uid", flat=True
+            )
+        )
+        fetched = set(
+            HarvestObject.objects.filter(
+                run=self.run,
+                sop_instance_uid__in=uids,
+                state__in=(ObjectState.REQUESTED, ObjectState.COLLECTED),
+            ).values_list("sop_instance_uid", flat=True)
+        )
+        HarvestObject.objects.filter(
+            run=self.run, sop_instance_uid__in=held - fetched, state=ObjectState.KNOWN
+        ).update(state=ObjectState.HELD)
         todo = [o for o in objs if o.sop_instance_uid not in held and o.sop_instance_uid not in fetched]
         done = 0
         cached = [o for o in todo if o.sop_instance_uid in self._cache and o.node is not None]
@@ -414,7 +554,7 @@ class Session:
         whole = total == len(group)
         keys: dict[str, Any] = {"StudyInstanceUID": group[0].study_uid, "SeriesInstanceUID": series_uid}
         level = "SERIES" if whole else "IMAGE"
-        chunks = [group] if whole else [group[i:i + 200] for i in range(0, len(group), 200)]
+        chunks = [group] if whole else [group[i : i + 200] for i in range(0, len(group), 200)]
         for chunk in chunks:
             if not whole:
                 uids = [o.sop_instance_uid for o in chunk]
@@ -428,14 +568,24 @@ class Session:
                 else:
                     result = self.conn(node).move(level, keys, conf.destination)
             except dimse.Transient as exc:
-                self._log(node, action, {"level": level.lower(), "objects": len(chunk), "error": str(exc)[:300]},
-                          Outcome.WARNING)
+                self._log(
+                    node,
+                    action,
+                    {"level": level.lower(), "objects": len(chunk), "error": str(exc)[:300]},
+                    Outcome.WARNING,
+                )
                 self._access(node, "harvest_retrieve", len(chunk), outcome="error")
                 raise
             if result.completed < len(chunk):
-                self._log(node, action, {"level": level.lower(), "objects": len(chunk), "completed": result.completed},
-                          Outcome.WARNING)
-                raise dimse.Transient(f"{node.name}: {action} returned {result.completed} of {len(chunk)} object(s)")
+                self._log(
+                    node,
+                    action,
+                    {"level": level.lower(), "objects": len(chunk), "completed": result.completed},
+                    Outcome.WARNING,
+                )
+                raise dimse.Transient(
+                    f"{node.name}: {action} returned {result.completed} of {len(chunk)} object(s)"
+                )
             self._log(node, action, {"level": level.lower(), "objects": result.completed})
             self._access(node, "harvest_retrieve", result.completed)
             self._mark_requested(chunk)
@@ -444,9 +594,16 @@ class Session:
     def _spool(self, node: Node, data: bytes) -> None:
         writer = self._writer.get(node.pk)
         if writer is None:
-            writer = SpoolWriter({"via": "harvest", "institution": node.institution.code if node.institution else "",
-                                  "node_id": node.pk, "calling_ae": node.ae_title, "harvest_run": self.run.pk,
-                                  "source_node": node.name})
+            writer = SpoolWriter(
+                {
+                    "via": "harvest",
+                    "institution": node.institution.code if node.institution else "",
+                    "node_id": node.pk,
+                    "calling_ae": node.ae_title,
+                    "harvest_run": self.run.pk,
+                    "source_node": node.name,
+                }
+            )
             self._writer[node.pk] = writer
         writer.add(data)
         self.counters.bytes += len(data)
@@ -456,14 +613,20 @@ class Session:
             return
         for writer in self._writer.values():
             writer.sync()  # durable in the spool before the run counts them as fetched
-        HarvestObject.objects.filter(run=self.run, sop_instance_uid__in=[o.sop_instance_uid for o in objs]).update(
-            state=ObjectState.REQUESTED, requested_at=timezone.now())
+        HarvestObject.objects.filter(
+            run=self.run, sop_instance_uid__in=[o.sop_instance_uid for o in objs]
+        ).update(state=ObjectState.REQUESTED, requested_at=timezone.now())
         self.counters.objects += len(objs)
 
     def _access(self, node: Node, action: str, count: int, outcome: str = "allowed") -> None:
-        AccessLog.objects.create(actor=f"harvest:{self.run.pk}", action=action, object_type="harvest_run",
-                                 object_id=str(self.run.pk), outcome=outcome,
-                                 details={"node": node.name, "step": self.step, "objects": count})
+        AccessLog.objects.create(
+            actor=f"harvest:{self.run.pk}",
+            action=action,
+            object_type="harvest_run",
+            object_id=str(self.run.pk),
+            outcome=outcome,
+            details={"node": node.name, "step": self.step, "objects": count},
+        )
 
 
 def _known(obj: HarvestObject) -> bool:

@@ -34,7 +34,9 @@ from rtbank.institutions.models import Node, NodeRole
 
 QUERY_LEVELS = ("image", "series", "patient")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WINDOW = re.compile(r"^(?P<d1>[a-z]{3})(?:-(?P<d2>[a-z]{3}))?\s+(?P<h1>\d\d):(?P<m1>\d\d)-(?P<h2>\d\d):(?P<m2>\d\d)$")
+_WINDOW = re.compile(
+    r"^(?P<d1>[a-z]{3})(?:-(?P<d2>[a-z]{3}))?\s+(?P<h1>\d\d):(?P<m1>\d\d)-(?P<h2>\d\d):(?P<m2>\d\d)$"
+)
 
 
 class HarvestError(Exception):
@@ -53,11 +55,16 @@ class Window:
     def parse(cls, text: str) -> Window:
         match = _WINDOW.match(text.strip().lower())
         if not match or match["d1"] not in DAYS or (match["d2"] and match["d2"] not in DAYS):
-            raise ValidationError(f"time window {text!r}: use e.g. 'mon-fri 19:00-07:00' or 'sat 00:00-24:00'")
+            raise ValidationError(
+                f"time window {text!r}: use e.g. 'mon-fri 19:00-07:00' or 'sat 00:00-24:00'"
+            )
         first = DAYS.index(match["d1"])
         last = DAYS.index(match["d2"]) if match["d2"] else first
         days = frozenset((first + i) % 7 for i in range((last - first) % 7 + 1))
-        start_min, end_min = int(match["h1"]) * 60 + int(match["m1"]), int(match["h2"]) * 60 + int(match["m2"])
+        start_min, end_min = (
+            int(match["h1"]) * 60 + int(match["m1"]),
+            int(match["h2"]) * 60 + int(match["m2"]),
+        )
         if start_min >= 1440 or end_min > 1440:
             raise ValidationError(f"time window {text!r}: hours run 00:00 to 24:00")
         return cls(days, dt.time(start_min // 60, start_min % 60), end_min)
@@ -178,12 +185,18 @@ def acquire_slot(node: Node, holder: str, parallel: int, lease_s: float) -> int 
                 SourceSlot.objects.get_or_create(node=node, slot=slot)
         except IntegrityError:
             pass
-    dead = [h for h in SourceSlot.objects.filter(node=node).exclude(holder="").values_list("holder", flat=True)
-            if holder_dead(h)]
-    free = (Q(holder="") | Q(until__lt=now) | Q(holder__in=dead)) & (Q(free_at__isnull=True) | Q(free_at__lte=now))
+    dead = [
+        h
+        for h in SourceSlot.objects.filter(node=node).exclude(holder="").values_list("holder", flat=True)
+        if holder_dead(h)
+    ]
+    free = (Q(holder="") | Q(until__lt=now) | Q(holder__in=dead)) & (
+        Q(free_at__isnull=True) | Q(free_at__lte=now)
+    )
     for slot in range(parallel):
         taken = SourceSlot.objects.filter(free, node=node, slot=slot).update(
-            holder=holder, until=now + dt.timedelta(seconds=lease_s))
+            holder=holder, until=now + dt.timedelta(seconds=lease_s)
+        )
         if taken:
             return slot
     return None
@@ -205,16 +218,20 @@ def holder_dead(holder: str) -> bool:
 
 def renew_slot(node: Node, slot: int, holder: str, lease_s: float) -> None:
     SourceSlot.objects.filter(node=node, slot=slot, holder=holder).update(
-        until=timezone.now() + dt.timedelta(seconds=lease_s))
+        until=timezone.now() + dt.timedelta(seconds=lease_s)
+    )
 
 
 def release_slot(node: Node, slot: int, holder: str, pause_s: float) -> None:
     SourceSlot.objects.filter(node=node, slot=slot, holder=holder).update(
-        holder="", until=None, free_at=timezone.now() + dt.timedelta(seconds=pause_s))
+        holder="", until=None, free_at=timezone.now() + dt.timedelta(seconds=pause_s)
+    )
 
 
 def slot_free_in(node: Node) -> float:
     """Seconds until some slot of ``node`` may be free (for deferring a step)."""
     now = timezone.now()
-    times = [t for t in SourceSlot.objects.filter(node=node).values_list("free_at", flat=True) if t and t > now]
+    times = [
+        t for t in SourceSlot.objects.filter(node=node).values_list("free_at", flat=True) if t and t > now
+    ]
     return max(0.05, min((t - now).total_seconds() for t in times)) if times else 0.1

@@ -44,9 +44,14 @@ def _start(request: HttpRequest, acc: Access) -> HttpResponse:
         return redirect("harvest_runs")
     objects_from = [n.strip() for n in request.POST.get("objects_from", "").split(",") if n.strip()]
     try:
-        run = services.start_run(request.POST.get("source", ""), actor=acc.label, date_from=date_from,
-                                 date_to=date_to, objects_from=objects_from,
-                                 project=request.POST.get("project") or None)
+        run = services.start_run(
+            request.POST.get("source", ""),
+            actor=acc.label,
+            date_from=date_from,
+            date_to=date_to,
+            objects_from=objects_from,
+            project=request.POST.get("project") or None,
+        )
     except HarvestError as exc:
         messages.error(request, str(exc))
         return redirect("harvest_runs")
@@ -60,8 +65,11 @@ def run_page(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(HarvestRun.objects.select_related("source"), pk=pk)
     acc.record("view_harvest", "harvest_run", run.pk, "allowed")
     rep = report.build(run)
-    return render(request, "harvest/run.html", {"run": run, "progress": services.progress(run), "report": rep,
-                                                "stats": rep.stats})
+    return render(
+        request,
+        "harvest/run.html",
+        {"run": run, "progress": services.progress(run), "report": rep, "stats": rep.stats},
+    )
 
 
 @login_required

@@ -25,8 +25,18 @@ from rtbank.harvest.models import HarvestObject, HarvestPlan, HarvestSeries
 from rtbank.harvest.session import Session
 from rtbank.harvest.sources import SourceSettings
 
-STEPS = ("s01_plan", "s02_structure_set", "s03_doses", "s04_records", "s05_contour_image", "s06_planning_series",
-         "s07_registrations", "s08_frame_series", "s09_registered_images", "s10_registered_frames")
+STEPS = (
+    "s01_plan",
+    "s02_structure_set",
+    "s03_doses",
+    "s04_records",
+    "s05_contour_image",
+    "s06_planning_series",
+    "s07_registrations",
+    "s08_frame_series",
+    "s09_registered_images",
+    "s10_registered_frames",
+)
 RECORD_KINDS = ("record", "ion_record", "brachy_record", "summary_record")
 REGISTRATION_KINDS = ("registration", "deformable_registration")
 
@@ -56,8 +66,17 @@ def probe(s: Session) -> str:
     conf = SourceSettings.of(node)
     lookback = run.date_from - dt.timedelta(days=conf.series_lookback_days)
     try:
-        series = s.find(node, "SERIES", {"Modality": "RTRECORD", "SeriesDate": _range(lookback, run.date_to),
-                                         "StudyInstanceUID": "", "SeriesInstanceUID": "", "PatientID": ""})
+        series = s.find(
+            node,
+            "SERIES",
+            {
+                "Modality": "RTRECORD",
+                "SeriesDate": _range(lookback, run.date_to),
+                "StudyInstanceUID": "",
+                "SeriesInstanceUID": "",
+                "PatientID": "",
+            },
+        )
     except dimse.QueryRefused:
         series = None
     for level in conf.query_levels:
@@ -76,8 +95,12 @@ def _image_level_works(s: Session, series: list[Any] | None) -> bool:
     if not series:
         return series is not None  # no record series at all: nothing to miss at image level
     for answer in series[:3]:
-        keys = {"StudyInstanceUID": str(answer.StudyInstanceUID), "SeriesInstanceUID": str(answer.SeriesInstanceUID),
-                "SOPInstanceUID": "", "TreatmentDate": ""}
+        keys = {
+            "StudyInstanceUID": str(answer.StudyInstanceUID),
+            "SeriesInstanceUID": str(answer.SeriesInstanceUID),
+            "SOPInstanceUID": "",
+            "TreatmentDate": "",
+        }
         try:
             records = s.find(node, "IMAGE", keys)
         except dimse.QueryRefused:
@@ -87,12 +110,22 @@ def _image_level_works(s: Session, series: list[Any] | None) -> bool:
             continue
         day = str(dated[0].TreatmentDate)
         try:
-            matches = s.find(node, "IMAGE", {"Modality": "RTRECORD", "TreatmentDate": day, "SOPInstanceUID": "",
-                                             "StudyInstanceUID": "", "SeriesInstanceUID": ""})
+            matches = s.find(
+                node,
+                "IMAGE",
+                {
+                    "Modality": "RTRECORD",
+                    "TreatmentDate": day,
+                    "SOPInstanceUID": "",
+                    "StudyInstanceUID": "",
+                    "SeriesInstanceUID": "",
+                },
+            )
         except dimse.QueryRefused:
             return False
         return any(str(m.get("SOPInstanceUID", "")) == str(dated[0].SOPInstanceUID) for m in matches) and all(
-            str(m.get("TreatmentDate", day)) == day for m in matches)
+            str(m.get("TreatmentDate", day)) == day for m in matches
+        )
     return False
 
 
@@ -101,15 +134,35 @@ def find_chunk(s: Session, level: str, first: dt.date, last: dt.date) -> Found:
     node, run = s.record_node, s.run
     found = Found(level=level)
     if level == "image":
-        answers = s.find(node, "IMAGE", {"Modality": "RTRECORD", "TreatmentDate": _range(first, last),
-                                         "PatientID": "", "StudyInstanceUID": "", "SeriesInstanceUID": "",
-                                         "SOPInstanceUID": "", "SOPClassUID": "", "InstanceNumber": "",
-                                         "ReferencedRTPlanSequence": []})
+        answers = s.find(
+            node,
+            "IMAGE",
+            {
+                "Modality": "RTRECORD",
+                "TreatmentDate": _range(first, last),
+                "PatientID": "",
+                "StudyInstanceUID": "",
+                "SeriesInstanceUID": "",
+                "SOPInstanceUID": "",
+                "SOPClassUID": "",
+                "InstanceNumber": "",
+                "ReferencedRTPlanSequence": [],
+            },
+        )
         series_rows = _series_of_answers(s, answers)
         records = _store_records(s, series_rows, answers)
     else:
-        answers = s.find(node, "SERIES", {"Modality": "RTRECORD", "SeriesDate": _range(first, last),
-                                          "PatientID": "", "StudyInstanceUID": "", "SeriesInstanceUID": ""})
+        answers = s.find(
+            node,
+            "SERIES",
+            {
+                "Modality": "RTRECORD",
+                "SeriesDate": _range(first, last),
+                "PatientID": "",
+                "StudyInstanceUID": "",
+                "SeriesInstanceUID": "",
+            },
+        )
         records = []
         for row in _series_of_answers(s, answers).values():
             records += s.list_series(row)
@@ -140,7 +193,9 @@ def find_patient(s: Session, patient: str) -> Found:
 
 
 def list_patients(s: Session) -> list[str]:
-    answers = s.find(s.record_node, "STUDY", {"ModalitiesInStudy": "RTRECORD", "PatientID": "", "StudyInstanceUID": ""})
+    answers = s.find(
+        s.record_node, "STUDY", {"ModalitiesInStudy": "RTRECORD", "PatientID": "", "StudyInstanceUID": ""}
+    )
     return sorted({str(a.PatientID) for a in answers if a.get("PatientID")})
 
 
@@ -149,9 +204,14 @@ def _series_of_answers(s: Session, answers: list[Any]) -> dict[str, HarvestSerie
     for a in answers:
         uid = str(a.get("SeriesInstanceUID", ""))
         if uid and uid not in rows:
-            rows[uid] = HarvestSeries(run=s.run, patient_id=str(a.get("PatientID", "")),
-                                      study_uid=str(a.get("StudyInstanceUID", "")), series_uid=uid,
-                                      modality="RTRECORD", node=s.record_node)
+            rows[uid] = HarvestSeries(
+                run=s.run,
+                patient_id=str(a.get("PatientID", "")),
+                study_uid=str(a.get("StudyInstanceUID", "")),
+                series_uid=uid,
+                modality="RTRECORD",
+                node=s.record_node,
+            )
     HarvestSeries.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
     return {r.series_uid: r for r in HarvestSeries.objects.filter(run=s.run, series_uid__in=list(rows))}
 
@@ -264,14 +324,18 @@ def s05_contour_image(s: Session, plan: HarvestPlan) -> StepOutcome:
                 if ss.first_contour_image in members:
                     image = members[ss.first_contour_image]
                     frame = image.frame_uid or row.frame_uid
-                    return StepOutcome(_next("s05_contour_image"),
-                                       {"planning_series_uid": row.series_uid, "frame_of_reference_uid": frame})
+                    return StepOutcome(
+                        _next("s05_contour_image"),
+                        {"planning_series_uid": row.series_uid, "frame_of_reference_uid": frame},
+                    )
         for row in named:
             members = s.list_series(row)
             if members:
                 frame = members[0].frame_uid or row.frame_uid
-                return StepOutcome(_next("s05_contour_image"),
-                                   {"planning_series_uid": row.series_uid, "frame_of_reference_uid": frame})
+                return StepOutcome(
+                    _next("s05_contour_image"),
+                    {"planning_series_uid": row.series_uid, "frame_of_reference_uid": frame},
+                )
     return StepOutcome(None, {"state": "walked"})  # no planning images at the source: nothing more to follow
 
 
@@ -293,9 +357,14 @@ def _registrations(s: Session, plan: HarvestPlan) -> list[HarvestObject]:
         reg.refresh_from_db()
         if reg.kind not in REGISTRATION_KINDS:
             continue
-        if (plan.planning_series_uid in _targets(reg, "series")
-                or (plan.frame_of_reference_uid and plan.frame_of_reference_uid in _targets(reg, "frame_of_reference"))
-                or planning & set(_targets(reg, "image"))):
+        if (
+            plan.planning_series_uid in _targets(reg, "series")
+            or (
+                plan.frame_of_reference_uid
+                and plan.frame_of_reference_uid in _targets(reg, "frame_of_reference")
+            )
+            or planning & set(_targets(reg, "image"))
+        ):
             found.append(reg)
     return found
 
@@ -318,7 +387,9 @@ def s08_frame_series(s: Session, plan: HarvestPlan) -> StepOutcome:
 
 def _registered_series(s: Session, plan: HarvestPlan) -> set[str]:
     series_rows = {r.series_uid: r for r in s.image_series(plan.patient_id)}
-    bundle_series = {plan.planning_series_uid} | {r.series_uid for r in _in_frames(s, plan, {plan.frame_of_reference_uid})}
+    bundle_series = {plan.planning_series_uid} | {
+        r.series_uid for r in _in_frames(s, plan, {plan.frame_of_reference_uid})
+    }
     found: set[str] = set()
     for reg in _registrations(s, plan):
         for uid in _targets(reg, "series"):
@@ -340,7 +411,9 @@ def s09_registered_images(s: Session, plan: HarvestPlan) -> StepOutcome:
 
 def s10_registered_frames(s: Session, plan: HarvestPlan) -> StepOutcome:
     registered = _registered_series(s, plan)
-    frames = {r.frame_uid for r in HarvestSeries.objects.filter(run=s.run, series_uid__in=registered) if r.frame_uid}
+    frames = {
+        r.frame_uid for r in HarvestSeries.objects.filter(run=s.run, series_uid__in=registered) if r.frame_uid
+    }
     for reg in _registrations(s, plan):
         frames |= set(_targets(reg, "frame_of_reference"))
     frames.discard(plan.frame_of_reference_uid)

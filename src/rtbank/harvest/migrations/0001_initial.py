@@ -5,131 +5,318 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('institutions', '0001_initial'),
-        ('projects', '0001_initial'),
+        ("catalog", "0001_initial"),
+        ("institutions", "0001_initial"),
+        ("projects", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HarvestRun',
+            name="HarvestRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('objects_from', models.JSONField(blank=True, default=list, help_text="node names (or 'catalog') holding plans, doses and images")),
-                ('date_from', models.DateField(blank=True, null=True)),
-                ('date_to', models.DateField(blank=True, null=True)),
-                ('patients', models.JSONField(blank=True, default=list, help_text='patient IDs of --patients')),
-                ('state', models.CharField(choices=[('running', 'running'), ('complete', 'complete: every expected object collected or missing at the source'), ('incomplete', 'finished with objects that failed after retries'), ('cancelled', 'cancelled')], default='running', max_length=16)),
-                ('record_level', models.CharField(blank=True, help_text='how treatment records were found: image, series or patient', max_length=16)),
-                ('keep', models.BooleanField(default=True, help_text='collected data is retained (never cleaned up)')),
-                ('created_by', models.CharField(max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('summary', models.JSONField(blank=True, default=dict)),
-                ('project', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='projects.project')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='institutions.node')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "objects_from",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="node names (or 'catalog') holding plans, doses and images",
+                    ),
+                ),
+                ("date_from", models.DateField(blank=True, null=True)),
+                ("date_to", models.DateField(blank=True, null=True)),
+                (
+                    "patients",
+                    models.JSONField(blank=True, default=list, help_text="patient IDs of --patients"),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("running", "running"),
+                            (
+                                "complete",
+                                "complete: every expected object collected or missing at the source",
+                            ),
+                            ("incomplete", "finished with objects that failed after retries"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "record_level",
+                    models.CharField(
+                        blank=True,
+                        help_text="how treatment records were found: image, series or patient",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "keep",
+                    models.BooleanField(
+                        default=True, help_text="collected data is retained (never cleaned up)"
+                    ),
+                ),
+                ("created_by", models.CharField(max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("summary", models.JSONField(blank=True, default=dict)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="institutions.node"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='HarvestQuery',
+            name="HarvestQuery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200)),
-                ('answers', models.IntegerField(default=0)),
-                ('done_at', models.DateTimeField(auto_now_add=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='queries', to='harvest.harvestrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=200)),
+                ("answers", models.IntegerField(default=0)),
+                ("done_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="queries",
+                        to="harvest.harvestrun",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('run', 'key'), name='harvest_query_unique')],
+                "constraints": [models.UniqueConstraint(fields=("run", "key"), name="harvest_query_unique")],
             },
         ),
         migrations.CreateModel(
-            name='HarvestPlan',
+            name="HarvestPlan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plan_uid', models.CharField(max_length=64)),
-                ('patient_id', models.CharField(max_length=64)),
-                ('state', models.CharField(choices=[('walking', 'walking'), ('walked', 'walked'), ('absent', 'plan absent at the source (dangling record)'), ('complete', 'complete'), ('missing_at_source', 'complete except objects missing at the source'), ('incomplete', 'objects failed after retries')], default='walking', max_length=20)),
-                ('step', models.CharField(blank=True, max_length=32)),
-                ('first_treatment', models.DateField(blank=True, null=True)),
-                ('records_in_window', models.JSONField(blank=True, default=list)),
-                ('planning_series_uid', models.CharField(blank=True, max_length=64)),
-                ('frame_of_reference_uid', models.CharField(blank=True, max_length=64)),
-                ('manifest', models.JSONField(blank=True, default=dict, help_text='expected / collected / missing with reasons')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='plans', to='harvest.harvestrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("plan_uid", models.CharField(max_length=64)),
+                ("patient_id", models.CharField(max_length=64)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("walking", "walking"),
+                            ("walked", "walked"),
+                            ("absent", "plan absent at the source (dangling record)"),
+                            ("complete", "complete"),
+                            ("missing_at_source", "complete except objects missing at the source"),
+                            ("incomplete", "objects failed after retries"),
+                        ],
+                        default="walking",
+                        max_length=20,
+                    ),
+                ),
+                ("step", models.CharField(blank=True, max_length=32)),
+                ("first_treatment", models.DateField(blank=True, null=True)),
+                ("records_in_window", models.JSONField(blank=True, default=list)),
+                ("planning_series_uid", models.CharField(blank=True, max_length=64)),
+                ("frame_of_reference_uid", models.CharField(blank=True, max_length=64)),
+                (
+                    "manifest",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="expected / collected / missing with reasons"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="plans",
+                        to="harvest.harvestrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run_id', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'plan_uid'), name='harvest_plan_unique')],
+                "ordering": ["run_id", "id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("run", "plan_uid"), name="harvest_plan_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='HarvestObject',
+            name="HarvestObject",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sop_instance_uid', models.CharField(max_length=64)),
-                ('patient_id', models.CharField(max_length=64)),
-                ('study_uid', models.CharField(max_length=64)),
-                ('series_uid', models.CharField(max_length=64)),
-                ('sop_class_uid', models.CharField(blank=True, max_length=64)),
-                ('modality', models.CharField(max_length=16)),
-                ('kind', models.CharField(blank=True, max_length=32)),
-                ('frame_uid', models.CharField(blank=True, max_length=64)),
-                ('instance_number', models.IntegerField(blank=True, null=True)),
-                ('treatment_date', models.DateField(blank=True, null=True)),
-                ('refs', models.JSONField(blank=True, help_text='[[ref kind, target uid], …]; null = not inspected', null=True)),
-                ('first_contour_image', models.CharField(blank=True, max_length=64)),
-                ('wanted', models.BooleanField(default=False)),
-                ('state', models.CharField(choices=[('known', 'known at the source'), ('held', 'already held by rtbank (skipped)'), ('requested', 'retrieved, waiting to be filed'), ('collected', 'collected'), ('failed', 'retrieval failed')], default='known', max_length=16)),
-                ('requested_at', models.DateTimeField(blank=True, null=True)),
-                ('size', models.PositiveBigIntegerField(default=0)),
-                ('instance', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.instance')),
-                ('node', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='institutions.node')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='known_objects', to='harvest.harvestrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sop_instance_uid", models.CharField(max_length=64)),
+                ("patient_id", models.CharField(max_length=64)),
+                ("study_uid", models.CharField(max_length=64)),
+                ("series_uid", models.CharField(max_length=64)),
+                ("sop_class_uid", models.CharField(blank=True, max_length=64)),
+                ("modality", models.CharField(max_length=16)),
+                ("kind", models.CharField(blank=True, max_length=32)),
+                ("frame_uid", models.CharField(blank=True, max_length=64)),
+                ("instance_number", models.IntegerField(blank=True, null=True)),
+                ("treatment_date", models.DateField(blank=True, null=True)),
+                (
+                    "refs",
+                    models.JSONField(
+                        blank=True, help_text="[[ref kind, target uid], …]; null = not inspected", null=True
+                    ),
+                ),
+                ("first_contour_image", models.CharField(blank=True, max_length=64)),
+                ("wanted", models.BooleanField(default=False)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("known", "known at the source"),
+                            ("held", "already held by rtbank (skipped)"),
+                            ("requested", "retrieved, waiting to be filed"),
+                            ("collected", "collected"),
+                            ("failed", "retrieval failed"),
+                        ],
+                        default="known",
+                        max_length=16,
+                    ),
+                ),
+                ("requested_at", models.DateTimeField(blank=True, null=True)),
+                ("size", models.PositiveBigIntegerField(default=0)),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.instance",
+                    ),
+                ),
+                (
+                    "node",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="institutions.node",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="known_objects",
+                        to="harvest.harvestrun",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['run', 'patient_id', 'modality'], name='harvest_object_patient_idx'), models.Index(fields=['run', 'series_uid'], name='harvest_object_series_idx'), models.Index(fields=['run', 'wanted', 'state'], name='harvest_object_state_idx')],
-                'constraints': [models.UniqueConstraint(fields=('run', 'sop_instance_uid'), name='harvest_object_unique')],
+                "indexes": [
+                    models.Index(fields=["run", "patient_id", "modality"], name="harvest_object_patient_idx"),
+                    models.Index(fields=["run", "series_uid"], name="harvest_object_series_idx"),
+                    models.Index(fields=["run", "wanted", "state"], name="harvest_object_state_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("run", "sop_instance_uid"), name="harvest_object_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='HarvestSeries',
+            name="HarvestSeries",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('patient_id', models.CharField(max_length=64)),
-                ('study_uid', models.CharField(max_length=64)),
-                ('series_uid', models.CharField(max_length=64)),
-                ('modality', models.CharField(max_length=16)),
-                ('frame_uid', models.CharField(blank=True, max_length=64)),
-                ('series_date', models.DateField(blank=True, null=True)),
-                ('listed', models.BooleanField(default=False, help_text='its instances are known')),
-                ('node', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='institutions.node')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='series', to='harvest.harvestrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("patient_id", models.CharField(max_length=64)),
+                ("study_uid", models.CharField(max_length=64)),
+                ("series_uid", models.CharField(max_length=64)),
+                ("modality", models.CharField(max_length=16)),
+                ("frame_uid", models.CharField(blank=True, max_length=64)),
+                ("series_date", models.DateField(blank=True, null=True)),
+                ("listed", models.BooleanField(default=False, help_text="its instances are known")),
+                (
+                    "node",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="institutions.node",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="series",
+                        to="harvest.harvestrun",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('run', 'series_uid'), name='harvest_series_unique')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("run", "series_uid"), name="harvest_series_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SourceSlot',
+            name="SourceSlot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slot', models.PositiveSmallIntegerField()),
-                ('holder', models.CharField(blank=True, max_length=100)),
-                ('until', models.DateTimeField(blank=True, null=True)),
-                ('free_at', models.DateTimeField(blank=True, null=True)),
-                ('node', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='institutions.node')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slot", models.PositiveSmallIntegerField()),
+                ("holder", models.CharField(blank=True, max_length=100)),
+                ("until", models.DateTimeField(blank=True, null=True)),
+                ("free_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "node",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="institutions.node"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('node', 'slot'), name='source_slot_unique')],
+                "constraints": [models.UniqueConstraint(fields=("node", "slot"), name="source_slot_unique")],
             },
         ),
     ]

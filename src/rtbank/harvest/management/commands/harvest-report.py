@@ -28,15 +28,34 @@ class Command(RtbankCommand):
         elif o["html"]:
             self.stdout.write(report.to_html(rep), ending="")
         elif o["json"]:
-            plans = [{**p.__dict__, "missing": [list(m) for m in p.missing],
-                      "missing_at_source": [list(m) for m in p.missing_at_source]} for p in rep.plans]
-            self.stdout.write(json.dumps({"run": found.pk, "state": found.state, "record_level": found.record_level,
-                                          "stats": rep.stats, "plans": plans}, indent=1, default=str))
+            plans = [
+                {
+                    **p.__dict__,
+                    "missing": [list(m) for m in p.missing],
+                    "missing_at_source": [list(m) for m in p.missing_at_source],
+                }
+                for p in rep.plans
+            ]
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "run": found.pk,
+                        "state": found.state,
+                        "record_level": found.record_level,
+                        "stats": rep.stats,
+                        "plans": plans,
+                    },
+                    indent=1,
+                    default=str,
+                )
+            )
         else:
             csv_path, html_path = report.write_files(rep)
             st = rep.stats
-            self.stdout.write(f"run #{found.pk} ({found.state}): {st['plans_collected']}/{st['plans_referenced']} plans "
-                              f"collected, {st['plans_absent']} absent at the source; {html_path}, {csv_path}")
+            self.stdout.write(
+                f"run #{found.pk} ({found.state}): {st['plans_collected']}/{st['plans_referenced']} plans "
+                f"collected, {st['plans_absent']} absent at the source; {html_path}, {csv_path}"
+            )
         if found.state == "running":
             raise Failure(f"run #{found.pk} is still running", code=4)
         if not rep.ok:

@@ -8,8 +8,10 @@ from rtbank.harvest.sources import HarvestError, SourceSettings, configure, harv
 
 
 class Command(RtbankCommand):
-    help = ("Politeness settings of a harvest source: `harvest-source NAME [--parallel N] [--pause S] "
-            "[--windows 'mon-fri 19:00-07:00;sat-sun 00:00-24:00'] [--retrieve move|get] [--query-levels image,series,patient]`.")
+    help = (
+        "Politeness settings of a harvest source: `harvest-source NAME [--parallel N] [--pause S] "
+        "[--windows 'mon-fri 19:00-07:00;sat-sun 00:00-24:00'] [--retrieve move|get] [--query-levels image,series,patient]`."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("name")
@@ -28,8 +30,18 @@ class Command(RtbankCommand):
     def handle(self, *args: Any, name: str, **o: Any) -> None:
         try:
             node = harvest_node(name)
-            changes = {k: o.get(k) for k in ("parallel", "pause_s", "retrieve", "series_lookback_days",
-                                             "max_attempts", "timeout_s", "move_destination")}
+            changes = {
+                k: o.get(k)
+                for k in (
+                    "parallel",
+                    "pause_s",
+                    "retrieve",
+                    "series_lookback_days",
+                    "max_attempts",
+                    "timeout_s",
+                    "move_destination",
+                )
+            }
             if o.get("windows") is not None:
                 changes["windows"] = [w.strip() for w in o["windows"].split(";") if w.strip()]
             if o.get("query_levels"):

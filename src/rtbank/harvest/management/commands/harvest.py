@@ -21,19 +21,29 @@ from rtbank.work.worker import Worker
 
 
 class Command(RtbankCommand):
-    help = ("Harvest treated plans from a record-and-verify system: `harvest SOURCE (--from DATE --to DATE | "
-            "--patients FILE) [--objects-from SRC,…] [--project P] [--detach]`, or `harvest --resume RUN`.")
+    help = (
+        "Harvest treated plans from a record-and-verify system: `harvest SOURCE (--from DATE --to DATE | "
+        "--patients FILE) [--objects-from SRC,…] [--project P] [--detach]`, or `harvest --resume RUN`."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("source", nargs="?", help="harvest source node (role harvest)")
-        parser.add_argument("--from", dest="date_from", type=dt.date.fromisoformat, help="first treatment day (YYYY-MM-DD)")
-        parser.add_argument("--to", dest="date_to", type=dt.date.fromisoformat, help="last treatment day (YYYY-MM-DD)")
+        parser.add_argument(
+            "--from", dest="date_from", type=dt.date.fromisoformat, help="first treatment day (YYYY-MM-DD)"
+        )
+        parser.add_argument(
+            "--to", dest="date_to", type=dt.date.fromisoformat, help="last treatment day (YYYY-MM-DD)"
+        )
         parser.add_argument("--patients", type=Path, help="file with one patient ID per line")
-        parser.add_argument("--objects-from", default="", help="nodes (or 'catalog') holding plans, doses, images")
+        parser.add_argument(
+            "--objects-from", default="", help="nodes (or 'catalog') holding plans, doses, images"
+        )
         parser.add_argument("--project", help="assign each treated plan bundle to this project")
         parser.add_argument("--detach", action="store_true", help="only enqueue the run; the workers do it")
         parser.add_argument("--resume", type=int, metavar="RUN", help="go on with an unfinished run")
-        parser.add_argument("--retry-failed", action="store_true", help="with --resume: try failed steps again")
+        parser.add_argument(
+            "--retry-failed", action="store_true", help="with --resume: try failed steps again"
+        )
         parser.add_argument("--no-progress", action="store_true", help="no live progress display")
 
     def handle(self, *args: Any, **o: Any) -> None:
@@ -42,7 +52,9 @@ class Command(RtbankCommand):
         except HarvestError as exc:
             raise Failure(str(exc), code=2) from None
         if o["detach"]:
-            self.stdout.write(f"harvest run #{run.pk} enqueued; the workers collect it (rtbank harvest-report {run.pk})")
+            self.stdout.write(
+                f"harvest run #{run.pk} enqueued; the workers collect it (rtbank harvest-report {run.pk})"
+            )
             return
         self._check_receiver(run)
         interrupted = self._work(run, live=not o["no_progress"])
@@ -50,8 +62,10 @@ class Command(RtbankCommand):
         rep = report.build(run)
         csv_path, html_path = report.write_files(rep)
         st = rep.stats
-        self.stdout.write(f"harvest run #{run.pk}: {run.state}; {st['plans_collected']}/{st['plans_referenced']} plans "
-                          f"collected ({st['success_rate']} %), {st['plans_absent']} absent at the source")
+        self.stdout.write(
+            f"harvest run #{run.pk}: {run.state}; {st['plans_collected']}/{st['plans_referenced']} plans "
+            f"collected ({st['success_rate']} %), {st['plans_absent']} absent at the source"
+        )
         for row in rep.plans:
             for uid, reason in row.missing:
                 self.stdout.write(f"  missing {uid} of plan {row.plan_uid}: {reason}")
@@ -78,8 +92,15 @@ class Command(RtbankCommand):
                 raise HarvestError(f"cannot read {o['patients']}: {exc.strerror}") from None
             patients = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
         objects_from = [n.strip() for n in o["objects_from"].split(",") if n.strip()]
-        return services.start_run(o["source"], actor=self.actor, date_from=o["date_from"], date_to=o["date_to"],
-                                  patients=patients, objects_from=objects_from, project=o["project"])
+        return services.start_run(
+            o["source"],
+            actor=self.actor,
+            date_from=o["date_from"],
+            date_to=o["date_to"],
+            patients=patients,
+            objects_from=objects_from,
+            project=o["project"],
+        )
 
     def _check_receiver(self, run: HarvestRun) -> None:
         nodes = [run.source]
@@ -87,8 +108,10 @@ class Command(RtbankCommand):
             try:
                 socket.create_connection(("127.0.0.1", settings.DICOM_PORT), timeout=3).close()
             except OSError:
-                self.stderr.write(f"warning: no DICOM receiver answers on port {settings.DICOM_PORT}; C-MOVE "
-                                  f"needs one (`rtbank receive` or `rtbank up`)")
+                self.stderr.write(
+                    f"warning: no DICOM receiver answers on port {settings.DICOM_PORT}; C-MOVE "
+                    f"needs one (`rtbank receive` or `rtbank up`)"
+                )
 
     def _work(self, run: HarvestRun, live: bool) -> bool:
         """Process the run's rows (and the ingest of what arrives) in this process until it is finished."""
@@ -98,7 +121,11 @@ class Command(RtbankCommand):
         def watch() -> None:
             console = Console(stderr=True)
             started = time.monotonic()
-            with Live(console=console, refresh_per_second=2, transient=True) if live and console.is_terminal else _Null() as view:
+            with (
+                Live(console=console, refresh_per_second=2, transient=True)
+                if live and console.is_terminal
+                else _Null() as view
+            ):
                 while not finished.wait(0.5):
                     close_old_connections()
                     p = services.progress(run)
@@ -138,6 +165,14 @@ def _table(run: HarvestRun, p: services.Progress, elapsed: float) -> Table:
     table = Table(title=f"harvest run #{run.pk} from {run.source.name}", show_header=True)
     for col in ("plans done", "failed", "absent", "remaining", "objects", "MB", "objects/s", "ETA"):
         table.add_column(col, justify="right")
-    table.add_row(str(p.plans_done), str(p.plans_failed), str(p.plans_absent), str(p.remaining), str(p.objects),
-                  f"{p.bytes / 1e6:.1f}", f"{rate:.1f}", f"{eta:.0f} s" if eta is not None else "…")
+    table.add_row(
+        str(p.plans_done),
+        str(p.plans_failed),
+        str(p.plans_absent),
+        str(p.remaining),
+        str(p.objects),
+        f"{p.bytes / 1e6:.1f}",
+        f"{rate:.1f}",
+        f"{eta:.0f} s" if eta is not None else "…",
+    )
     return table
