@@ -7,6 +7,8 @@ while migrations are pending and tell the operator to run ``rtbank migrate`` (no
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -20,13 +22,16 @@ def pending_migrations() -> list[str]:
 
 
 def ensure_home() -> None:
-    """RTBANK_HOME must exist before SQLite can create its database file there."""
+    """RTBANK_HOME (and the upload folder Django checks at start) must exist before anything else runs."""
     from django.conf import settings
 
     try:
         settings.HOME.mkdir(parents=True, exist_ok=True)
+        upload_dir = getattr(settings, "FILE_UPLOAD_TEMP_DIR", None)
+        if upload_dir:
+            Path(upload_dir).mkdir(parents=True, exist_ok=True)
     except OSError:
-        pass  # the system check names the problem
+        pass  # the system checks name the problem
 
 
 def prepare(verb: str) -> str | None:
