@@ -43,7 +43,9 @@ def sphere(radius: float, centre: tuple[float, float, float] = (0, 0, 0), dz: fl
     return Roi(1, "sphere", planes=tuple(planes))
 
 
-def cylinder(radius: float, z0: float, planes: int, dz: float = 2.0, cx: float = 0.0, hole: float = 0.0) -> Roi:
+def cylinder(
+    radius: float, z0: float, planes: int, dz: float = 2.0, cx: float = 0.0, hole: float = 0.0
+) -> Roi:
     contours = (circle(cx, 0, radius),) + ((circle(cx, 0, hole),) if hole else ())
     return Roi(2, "cylinder", planes=tuple(ContourPlane(z0 + k * dz, contours) for k in range(planes)))
 

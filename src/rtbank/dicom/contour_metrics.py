@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
@@ -202,6 +203,52 @@ def majority(masks: Sequence[np.ndarray], fraction: float = 0.5) -> np.ndarray:
     return votes >= math.ceil(fraction * len(masks) - 1e-9)
 
 
+class Delineation:
+    """A mask on a grid, with its surface and distance map computed once (compared many times).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean ``[z, y, x]`` on ``grid``.
+    grid : Grid
+    volume_cc : float, optional
+        The delineation's volume when known better than the voxel count (the slab model's).
+    """
+
+    def __init__(self, mask: np.ndarray, grid: Grid, volume_cc: float | None = None) -> None:
+        self.mask = mask
+        self.grid = grid
+        self.voxels = int(mask.sum())
+        self.volume_cc = float(volume_cc) if volume_cc is not None else self.voxels * grid.voxel_cc
+
+    @cached_property
+    def surface(self) -> np.ndarray:
+        return surface(self.mask)
+
+    @cached_property
+    def distance_map(self) -> np.ndarray:
+        """Distance (mm) from every voxel centre to the nearest surface voxel of this delineation."""
+        return ndimage.distance_transform_edt(~self.surface, sampling=self.grid.spacing_mm)
+
+
+def agreement(test: Delineation, reference: Delineation) -> Agreement:
+    """Agreement of two delineations on the same grid (see the module docstring)."""
+    if test.grid != reference.grid:
+        raise ValueError("the delineations lie on different grids")
+    n_test, n_ref = test.voxels, reference.voxels
+    overlap = int(np.logical_and(test.mask, reference.mask).sum())
+    dice = 2.0 * overlap / (n_test + n_ref) if n_test + n_ref else math.nan
+    ratio = test.volume_cc / reference.volume_cc if reference.volume_cc > 0 else math.nan
+    spacing = test.grid.spacing_mm
+    if n_test == 0 or n_ref == 0:
+        return Agreement(dice, math.nan, math.nan, ratio, test.volume_cc, reference.volume_cc, spacing)
+    forward = reference.distance_map[test.surface]
+    backward = test.distance_map[reference.surface]
+    hd95 = max(float(np.percentile(forward, 95)), float(np.percentile(backward, 95)))
+    msd = (float(forward.mean()) + float(backward.mean())) / 2.0
+    return Agreement(dice, hd95, msd, ratio, test.volume_cc, reference.volume_cc, spacing)
+
+
 def compare_masks(
     test: np.ndarray,
     reference: np.ndarray,
@@ -211,19 +258,8 @@ def compare_masks(
     reference_volume_cc: float | None = None,
 ) -> Agreement:
     """Agreement of two masks on ``grid`` (volumes from voxel counts unless given)."""
-    n_test, n_ref = int(test.sum()), int(reference.sum())
-    v_test = float(test_volume_cc if test_volume_cc is not None else n_test * grid.voxel_cc)
-    v_ref = float(reference_volume_cc if reference_volume_cc is not None else n_ref * grid.voxel_cc)
-    dice = 2.0 * int(np.logical_and(test, reference).sum()) / (n_test + n_ref) if n_test + n_ref else math.nan
-    ratio = v_test / v_ref if v_ref > 0 else math.nan
-    if n_test == 0 or n_ref == 0:
-        return Agreement(dice, math.nan, math.nan, ratio, v_test, v_ref, grid.spacing_mm)
-    surface_test, surface_ref = surface(test), surface(reference)
-    forward = _distances_to(surface_ref, grid)[surface_test]
-    backward = _distances_to(surface_test, grid)[surface_ref]
-    hd95 = max(float(np.percentile(forward, 95)), float(np.percentile(backward, 95)))
-    msd = (float(forward.mean()) + float(backward.mean())) / 2.0
-    return Agreement(dice, hd95, msd, ratio, v_test, v_ref, grid.spacing_mm)
+    return agreement(Delineation(test, grid, test_volume_cc),
+                     Delineation(reference, grid, reference_volume_cc))
 
 
 def compare_rois(
@@ -247,15 +283,11 @@ def compare_rois(
     grid = common_grid([test_slabs, reference_slabs], spacing_mm, max_voxels)
     return compare_masks(
         rasterise(test_slabs, grid), rasterise(reference_slabs, grid), grid,
-        test_volume_cc=float(roi_volume_cc(test_slabs)), reference_volume_cc=float(roi_volume_cc(reference_slabs)),
+        test_volume_cc=float(roi_volume_cc(test_slabs)),
+        reference_volume_cc=float(roi_volume_cc(reference_slabs)),
     )
 
 
 def surface(mask: np.ndarray) -> np.ndarray:
     """Inside voxels with a face neighbour outside (the grid's edge counts as outside)."""
     return mask & ~ndimage.binary_erosion(mask, structure=_SIX_NEIGHBOURS, border_value=0)
-
-
-def _distances_to(target_surface: np.ndarray, grid: Grid) -> np.ndarray:
-    """Distance (mm) from every voxel centre to the nearest voxel of ``target_surface``."""
-    return ndimage.distance_transform_edt(~target_surface, sampling=grid.spacing_mm)
