@@ -340,3 +340,13 @@ def dose_at(dataset: ViewerDataset, point_mm: Sequence[float]) -> float | None:
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()[:24]
+
+
+def reset_caches() -> None:
+    """Empty every viewer cache of this process (tests, benchmarks)."""
+    from rtbank.viewer import access, dvh
+
+    for cache in (PLANES, GEOMETRY, dvh.COMPUTED):
+        cache.clear()
+    loading.clear_caches()
+    access._SEEN.clear()
