@@ -58,7 +58,10 @@ def viewer_world(tmp_path: Path) -> ViewerWorld:
     assign_plan(a, plan, actor="test")
     # Reuse of the same patient in a second project is a site-admin action with an agreement.
     assign_plan(b, other, actor="admin", actor_is_site_admin=True, agreement="DUA-viewer-test")
-    users = {name: User.objects.create_user(name, "", PASSWORD) for name in ("images", "looker", "outsider", "b_images")}
+    users = {
+        name: User.objects.create_user(name, "", PASSWORD)
+        for name in ("images", "looker", "outsider", "b_images")
+    }
     grant(users["images"], a, ["view", "images"], NEXT_YEAR, actor="test")
     grant(users["looker"], a, ["view"], NEXT_YEAR, actor="test")
     grant(users["b_images"], b, ["view", "images"], NEXT_YEAR, actor="test")

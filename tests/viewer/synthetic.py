@@ -50,12 +50,19 @@ def plan(site: str) -> SynthPlan:
     entry = next(p for p in patient["plans"] if p["site"] == site and p["doses"] and p["treated"])
     wanted = set(entry["harvest_expected"]["instances"])
     by_uid = {f["sop_instance_uid"]: f for f in manifest["files"]}
-    files = tuple(root / by_uid[uid]["path"] for uid in sorted(wanted)
-                  if uid in by_uid and by_uid[uid]["modality"] != "RTRECORD")
+    files = tuple(
+        root / by_uid[uid]["path"]
+        for uid in sorted(wanted)
+        if uid in by_uid and by_uid[uid]["modality"] != "RTRECORD"
+    )
     return SynthPlan(
-        label=entry["label"], uid=entry["sop_instance_uid"], prescription_gy=float(entry["prescription_gy"]),
-        files=files, structure_set_file=root / by_uid[entry["structure_set"]]["path"],
-        dose_file=root / by_uid[entry["doses"][0]]["path"], ct_series_uid=entry["planning_ct_series"],
+        label=entry["label"],
+        uid=entry["sop_instance_uid"],
+        prescription_gy=float(entry["prescription_gy"]),
+        files=files,
+        structure_set_file=root / by_uid[entry["structure_set"]]["path"],
+        dose_file=root / by_uid[entry["doses"][0]]["path"],
+        ct_series_uid=entry["planning_ct_series"],
     )
 
 
@@ -63,7 +70,9 @@ def with_hostile_roi_name(plan_: SynthPlan, folder: Path) -> tuple[list[Path], s
     """The plan's files with one organ ROI renamed to an HTML payload; (files, the renamed ROI's old name)."""
     folder.mkdir(parents=True, exist_ok=True)
     ds = pydicom.dcmread(plan_.structure_set_file)
-    types = {int(o.ReferencedROINumber): o.get("RTROIInterpretedType", "") for o in ds.RTROIObservationsSequence}
+    types = {
+        int(o.ReferencedROINumber): o.get("RTROIInterpretedType", "") for o in ds.RTROIObservationsSequence
+    }
     item = next(r for r in ds.StructureSetROISequence if types.get(int(r.ROINumber)) == "ORGAN")
     old = str(item.ROIName)
     item.ROIName = HOSTILE_ROI

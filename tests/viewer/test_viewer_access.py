@@ -21,13 +21,24 @@ def endpoints(world: ViewerWorld) -> list[str]:
     geometry, dose plane, dose value and DVHs."""
     uid = world.plan.sop_instance_uid
     ct = world.head_neck.ct_series_uid
-    mr = Instance.objects.filter(series__modality="MR", in_bundles__plan=world.plan).values_list(
-        "series__uid", flat=True).first()
+    mr = (
+        Instance.objects.filter(series__modality="MR", in_bundles__plan=world.plan)
+        .values_list("series__uid", flat=True)
+        .first()
+    )
     base = f"/viewer/{uid}"
     return [
-        base, base + "/", f"{base}/manifest.json", f"{base}/image/{ct}/axial/3", f"{base}/image/{ct}/sagittal/60",
-        f"{base}/image/{mr}/axial/3", f"{base}/geometry/axial/3?levels=60", f"{base}/geometry/coronal/50",
-        f"{base}/dose/axial/3", f"{base}/dose-at?x=0&y=0&z=0", f"{base}/dvh.json",
+        base,
+        base + "/",
+        f"{base}/manifest.json",
+        f"{base}/image/{ct}/axial/3",
+        f"{base}/image/{ct}/sagittal/60",
+        f"{base}/image/{mr}/axial/3",
+        f"{base}/geometry/axial/3?levels=60",
+        f"{base}/geometry/coronal/50",
+        f"{base}/dose/axial/3",
+        f"{base}/dose-at?x=0&y=0&z=0",
+        f"{base}/dvh.json",
     ]
 
 
@@ -38,7 +49,9 @@ def test_people_with_images_open_every_endpoint(viewer_world: ViewerWorld) -> No
         assert response.status_code in (200, 202), (url, response.status_code, response.content[:200])
 
 
-def test_members_without_images_get_403_and_outsiders_404_on_every_endpoint(viewer_world: ViewerWorld) -> None:
+def test_members_without_images_get_403_and_outsiders_404_on_every_endpoint(
+    viewer_world: ViewerWorld,
+) -> None:
     urls = endpoints(viewer_world)
     for role, status in (("looker", 403), ("outsider", 404), ("b_images", 404)):
         client = client_for(viewer_world.users[role])
@@ -55,7 +68,9 @@ def test_images_on_one_project_do_not_open_what_only_another_project_holds(viewe
     """Same patient, two projects: A's viewer user reaches nothing of B's spine plan, by any UID or route."""
     client = client_for(viewer_world.users["images"])
     spine = viewer_world.other_plan
-    spine_ss = StructureSet.objects.get(instance__in_bundles__plan=spine, instance__in_bundles__role="structure_set")
+    spine_ss = StructureSet.objects.get(
+        instance__in_bundles__plan=spine, instance__in_bundles__role="structure_set"
+    )
     for uid in (spine.sop_instance_uid, spine_ss.instance.sop_instance_uid, viewer_world.spine.ct_series_uid):
         assert client.get(f"/viewer/{uid}").status_code == 404
         assert client.get(f"/viewer/{uid}/manifest.json").status_code == 404
@@ -80,7 +95,9 @@ def test_a_viewer_session_logs_each_kind_of_read_once_and_every_refusal(viewer_w
     token = re.search(r'data-session="([^"]+)"', page.content.decode()).group(1)
     ct = viewer_world.head_neck.ct_series_uid
     for k in range(6):
-        assert client.get(f"/viewer/{uid}/image/{ct}/axial/{k}", HTTP_X_VIEWER_SESSION=token).status_code == 200
+        assert (
+            client.get(f"/viewer/{uid}/image/{ct}/axial/{k}", HTTP_X_VIEWER_SESSION=token).status_code == 200
+        )
         assert client.get(f"/viewer/{uid}/geometry/axial/{k}", HTTP_X_VIEWER_SESSION=token).status_code == 200
     rows = list(AccessLog.objects.filter(user=user).order_by("id").values_list("action", "outcome"))
     assert rows == [("viewer_open", "allowed"), ("viewer_slice", "allowed"), ("viewer_geometry", "allowed")]
@@ -133,9 +150,21 @@ def registration_into_b(world: ViewerWorld, folder) -> str:
 
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in world.head_neck.files]
     mr_frame = next(str(h.FrameOfReferenceUID) for h in headers if h.Modality == "MR")
-    hn_frame = next(str(h.FrameOfReferenceUID) for h in headers if h.get("SeriesInstanceUID") == world.head_neck.ct_series_uid)
-    ds = next(h for h in headers if h.Modality == "REG" and mr_frame in {i.FrameOfReferenceUID for i in h.RegistrationSequence})
-    spine_ct = [h for h in (pydicom.dcmread(p, stop_before_pixels=True) for p in world.spine.files) if h.Modality == "CT"]
+    hn_frame = next(
+        str(h.FrameOfReferenceUID)
+        for h in headers
+        if h.get("SeriesInstanceUID") == world.head_neck.ct_series_uid
+    )
+    ds = next(
+        h
+        for h in headers
+        if h.Modality == "REG" and mr_frame in {i.FrameOfReferenceUID for i in h.RegistrationSequence}
+    )
+    spine_ct = [
+        h
+        for h in (pydicom.dcmread(p, stop_before_pixels=True) for p in world.spine.files)
+        if h.Modality == "CT"
+    ]
     spine_frame = str(spine_ct[0].FrameOfReferenceUID)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
@@ -167,16 +196,23 @@ def registration_into_b(world: ViewerWorld, folder) -> str:
     return str(ds.SOPInstanceUID)
 
 
-def test_objects_found_through_references_stay_within_the_users_projects(viewer_world: ViewerWorld, tmp_path) -> None:
+def test_objects_found_through_references_stay_within_the_users_projects(
+    viewer_world: ViewerWorld, tmp_path
+) -> None:
     """A's MR is also registered to B's spine CT: opening the MR series from A must not bring the spine CT."""
     from rtbank.catalog.models import PlanBundleMember
 
     reg_uid = registration_into_b(viewer_world, tmp_path / "reg")
     in_b = PlanBundleMember.objects.filter(plan=viewer_world.other_plan)
     assert in_b.filter(member__sop_instance_uid=reg_uid).exists()  # the registration is B's
-    assert not PlanBundleMember.objects.filter(plan=viewer_world.plan, member__sop_instance_uid=reg_uid).exists()
-    mr = Instance.objects.filter(series__modality="MR", in_bundles__plan=viewer_world.plan).values_list(
-        "series__uid", flat=True).first()
+    assert not PlanBundleMember.objects.filter(
+        plan=viewer_world.plan, member__sop_instance_uid=reg_uid
+    ).exists()
+    mr = (
+        Instance.objects.filter(series__modality="MR", in_bundles__plan=viewer_world.plan)
+        .values_list("series__uid", flat=True)
+        .first()
+    )
     client = client_for(viewer_world.users["images"])
     manifest = client.get(f"/viewer/{mr}/manifest.json").json()
     shown = {manifest["primary"]["uid"], *(s["uid"] for s in manifest["others"])}
@@ -184,7 +220,10 @@ def test_objects_found_through_references_stay_within_the_users_projects(viewer_
     assert viewer_world.spine.ct_series_uid not in shown
     assert client.get(f"/viewer/{mr}/image/{viewer_world.spine.ct_series_uid}/axial/0").status_code == 404
     # B's user sees the spine CT with the MR (through B's registration), but not A's planning CT.
-    b_manifest = client_for(viewer_world.users["b_images"]).get(
-        f"/viewer/{viewer_world.spine.ct_series_uid}/manifest.json").json()
+    b_manifest = (
+        client_for(viewer_world.users["b_images"])
+        .get(f"/viewer/{viewer_world.spine.ct_series_uid}/manifest.json")
+        .json()
+    )
     b_shown = {s["uid"] for s in b_manifest["others"]}
     assert mr in b_shown and viewer_world.head_neck.ct_series_uid not in b_shown

@@ -54,14 +54,18 @@ def test_the_manifest_describes_the_plan_dataset(viewer_world: ViewerWorld) -> N
     assert manifest["primary"]["z_mm"] == sorted(files)  # ordered by position
     assert manifest["views"]["axial"]["count"] == len(files)
     ss = pydicom.dcmread(viewer_world.head_neck.structure_set_file)
-    colours = {int(c.ReferencedROINumber): "#%02x%02x%02x" % tuple(int(v) for v in c.ROIDisplayColor)
-               for c in ss.ROIContourSequence}
+    colours = {
+        int(c.ReferencedROINumber): "#" + "".join(f"{int(v):02x}" for v in c.ROIDisplayColor)
+        for c in ss.ROIContourSequence
+    }
     shown = {r["number"]: r for r in manifest["rois"]}
     assert {n: shown[n]["color"] for n in colours} == colours
     assert len(shown) == len(ss.StructureSetROISequence)
     assert all(shown[n]["empty"] for n in set(shown) - set(colours))  # ROIs without contours: listed, marked
     dose = DoseGrid.from_dataset(pydicom.dcmread(viewer_world.head_neck.dose_file))
-    assert manifest["dose"]["available"] and manifest["dose"]["max_gy"] == pytest.approx(dose.max_gy, abs=1e-3)
+    assert manifest["dose"]["available"] and manifest["dose"]["max_gy"] == pytest.approx(
+        dose.max_gy, abs=1e-3
+    )
     assert manifest["dose"]["prescription_gy"] == viewer_world.head_neck.prescription_gy
     others = {s["modality"]: s for s in manifest["others"]}
     assert others["MR"]["registered"] and not others["MR"]["same_frame"]
@@ -125,15 +129,22 @@ def test_contours_and_isodose_lines_are_where_the_dicom_puts_them(viewer_world: 
         xy = np.array(flat).reshape(-1, 2)
         values = dose.dose_at(np.column_stack([xy, np.full(len(xy), z[k])]))
         assert np.allclose(values, level, atol=0.02 * level)  # on the line the dose is the level
-    sagittal = client.get(f"/viewer/{uid}/geometry/sagittal/{manifest['views']['sagittal']['count'] // 2}").json()
+    sagittal = client.get(
+        f"/viewer/{uid}/geometry/sagittal/{manifest['views']['sagittal']['count'] // 2}"
+    ).json()
     assert sagittal["plane"]["u"]["axis"] == "y" and sagittal["rois"]
     value = client.get(f"/viewer/{uid}/dose-at", {"x": 0.0, "y": 0.0, "z": float(z[k])}).json()["dose_gy"]
     assert value == pytest.approx(float(dose.dose_at(np.array([0.0, 0.0, z[k]]))[0]), abs=1e-3)
     wash, head = plane_of(client.get(f"/viewer/{uid}/dose/axial/{k}"))
     row, col = head["row0"] + wash.shape[0] // 2, head["column0"] + wash.shape[1] // 2
-    point = [manifest["primary"]["x"]["start_mm"] + col * manifest["primary"]["x"]["step_mm"],
-             manifest["primary"]["y"]["start_mm"] + row * manifest["primary"]["y"]["step_mm"], z[k]]
-    assert wash[wash.shape[0] // 2, wash.shape[1] // 2] == pytest.approx(dose.dose_at(np.array(point))[0], abs=0.01)
+    point = [
+        manifest["primary"]["x"]["start_mm"] + col * manifest["primary"]["x"]["step_mm"],
+        manifest["primary"]["y"]["start_mm"] + row * manifest["primary"]["y"]["step_mm"],
+        z[k],
+    ]
+    assert wash[wash.shape[0] // 2, wash.shape[1] // 2] == pytest.approx(
+        dose.dose_at(np.array(point))[0], abs=0.01
+    )
     assert client.get(f"/viewer/{uid}/geometry/axial/{k}?levels=-3").status_code == 400
     assert client.get(f"/viewer/{uid}/geometry/axial/{len(z)}").status_code == 400
 
@@ -162,7 +173,9 @@ def test_the_dvh_panel_is_computed_once_and_matches_the_engine(viewer_world: Vie
     assert np.allclose(shown["cumulative_cc"], reference.cumulative_cc, atol=1e-3)
 
 
-def test_compressed_planning_images_display_like_uncompressed_ones(viewer_world: ViewerWorld, tmp_path) -> None:
+def test_compressed_planning_images_display_like_uncompressed_ones(
+    viewer_world: ViewerWorld, tmp_path
+) -> None:
     """An RLE copy of the planning CT (as another archive might send it) shows the same values."""
     from rtbank.projects.services import add_project, assign_patient, grant
 
@@ -177,9 +190,13 @@ def test_compressed_planning_images_display_like_uncompressed_ones(viewer_world:
         copy_.compress(RLELossless)
         copy_.save_as(folder / f"{n}.dcm")
     synthetic.load(sorted(folder.iterdir()))
-    assert Instance.objects.filter(series__uid=new_series, transfer_syntax_uid=RLELossless).count() == len(files)
+    assert Instance.objects.filter(series__uid=new_series, transfer_syntax_uid=RLELossless).count() == len(
+        files
+    )
     project = add_project("C", name="Compressed", renew_by=viewer_world.projects["A"].renew_by, actor="test")
-    assign_patient(project, Instance.objects.filter(series__uid=new_series).first().series.study.patient, actor="t")
+    assign_patient(
+        project, Instance.objects.filter(series__uid=new_series).first().series.study.patient, actor="t"
+    )
     grant(viewer_world.users["images"], project, ["images"], project.renew_by, actor="test")
     client = client_for(viewer_world.users["images"])
     manifest = client.get(f"/viewer/{new_series}/manifest.json").json()
