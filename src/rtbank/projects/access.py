@@ -25,6 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 
+from rtbank.catalog.indexing import audit_return_q
 from rtbank.catalog.models import Instance, InstanceState, Patient, PlanBundleMember
 from rtbank.projects.models import (
     AccessLog,
@@ -178,6 +179,7 @@ class Access:
     def inbox_patients(self) -> QuerySet[Patient]:
         """Patients with data in no project, for site admins (all) and data managers (their institution)."""
         unassigned = Patient.objects.exclude(Exists(ProjectSubject.objects.filter(patient=OuterRef("pk"))))
+        unassigned = unassigned.exclude(audit_return_q())  # returned audit data is not clinical: never in the inbox
         if self.site_admin:
             return unassigned
         profile = getattr(self.user, "profile", None) if self.user.is_authenticated else None

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from rtbank.catalog.indexing import AUDIT_ISSUER
 from rtbank.catalog.models import Instance, InstanceState, Patient
 from rtbank.eventlog.services import log_event
 from rtbank.institutions.models import Institution, InstitutionRole, UserProfile
@@ -126,6 +127,9 @@ def assign_plan(project: Project, plan: Instance, *, actor: str, via: str = Assi
 
 def _subject_for(project: Project, patient: Patient, *, actor: str, via: str, agreement: str,
                  actor_is_site_admin: bool) -> ProjectSubject:
+    if patient.issuer.startswith(AUDIT_ISSUER):
+        raise AssignmentRefused("this is data an audit participant sent back, not clinical data: "
+                                "it stays with its audit")
     existing = ProjectSubject.objects.filter(project=project, patient=patient).first()
     if existing:
         return existing
@@ -207,7 +211,7 @@ def remind_expiring_grants(today: dt.date | None = None, *, days: int | None = N
         Grant.objects.filter(pk__in=[g.pk for g in grants]).update(reminded_for=expires)
     for project in active_projects(day).filter(renew_by__lte=day + dt.timedelta(days=30)).exclude(
             renewal_reminded_for=F("renew_by")):
-        people = (_member_managers(project, day) | User.objects.filter(is_superuser=True, is_active=True)).distinct()
+        people = _member_managers(project, day, with_site_admins=True)
         sent += len(notify(people, "project_renewal", f"Project {project.code} must be renewed by "
                            f"{project.renew_by:%Y-%m-%d}",
                            f"Project {project.code} ({project.name}) is renewed until {project.renew_by:%Y-%m-%d}. "
@@ -217,6 +221,11 @@ def remind_expiring_grants(today: dt.date | None = None, *, days: int | None = N
     return sent
 
 
-def _member_managers(project: Project, day: dt.date):  # noqa: ANN202 - a User queryset
-    return User.objects.filter(is_active=True, grants__project=project, grants__permission=Permission.MEMBERS,
-                               grants__expires_on__gte=day).distinct()
+def _member_managers(project: Project, day: dt.date, *, with_site_admins: bool = False):  # noqa: ANN202
+    """Active people holding a live ``members`` grant on ``project`` (and the site admins, if asked)."""
+    from django.db.models import Q
+
+    managers = Q(grants__project=project, grants__permission=Permission.MEMBERS, grants__expires_on__gte=day)
+    if with_site_admins:
+        managers |= Q(is_superuser=True)
+    return User.objects.filter(managers, is_active=True).distinct()

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from pydicom.errors import InvalidDicomError
 
+from rtbank.catalog.indexing import audit_return_q
 from rtbank.catalog.models import Instance, InstanceState, Patient
 from rtbank.ingest import importer, spool
 from rtbank.ingest.importer import ImportRefused, import_stream
@@ -166,7 +167,7 @@ def assign_upload(item: WorkItem, batch: Batch) -> dict[str, Any]:
         pk__in=Instance.objects.filter(sop_instance_uid__in=item.payload.get("uids", []), state=InstanceState.CURRENT,
                                        series__study__patient__institution=upload.institution)
         .values("series__study__patient_id")
-    ).order_by("pk")
+    ).exclude(audit_return_q()).order_by("pk")  # returned audit data stays with its audit
     assigned, already, refused = [], [], []
     for patient in patients:
         here = ProjectSubject.objects.filter(project=project, patient=patient).first()

@@ -60,7 +60,7 @@ def access_log(request: HttpRequest) -> HttpResponse:
     filters = {k: v for k, v in params.items() if v and k != "searched"}
     if params["searched"]:
         filters["searched"] = search_fingerprint(params["searched"])
-    acc.record("read_access_log", "access_log", "", ALLOWED, **filters)
+    acc.record("read_access_log", "access_log", "", ALLOWED, filters=filters)
     qs = filtered(params)
     if request.GET.get("format") == "csv":
         rows = ([f"{r.time:%Y-%m-%d %H:%M:%S}", r.actor, r.action, r.object_type, r.object_id,
