@@ -60,7 +60,8 @@ def advance_notices(days: int = 8) -> None:
     """As if the notice period had passed."""
     shift = dt.timedelta(days=days)
     for n in CleanupNotice.objects.filter(state=NoticeState.PENDING):
-        CleanupNotice.objects.filter(pk=n.pk).update(noticed_at=n.noticed_at - shift, delete_after=n.delete_after - shift)
+        CleanupNotice.objects.filter(pk=n.pk).update(noticed_at=n.noticed_at - shift,
+                                                     delete_after=n.delete_after - shift)
 
 
 def dangling_record() -> Instance:
@@ -103,7 +104,8 @@ def test_the_dry_run_is_exactly_what_the_real_run_deletes(archive: dict) -> None
     assert {t.sop_instance_uid for t in trashed} == announced
     assert all(not store.exists(k) for k in keys)
     assert all((Path(settings.TRASH_DIR) / t.trash_path).is_file() for t in trashed)
-    assert CleanupRun.objects.filter(dry_run=True).count() == 3 and CleanupRun.objects.filter(dry_run=False).count() == 2
+    runs = CleanupRun.objects
+    assert runs.filter(dry_run=True).count() == 3 and runs.filter(dry_run=False).count() == 2
 
     TrashedInstance.objects.update(purge_after=timezone.now() - dt.timedelta(seconds=1))
     assert cleanup.purge_trash() == trashed.count() == 6  # 5 UIDs, one of them in two versions
@@ -135,7 +137,8 @@ def test_data_an_area_declares_retained_is_kept(archive: dict, monkeypatch: pyte
 
 
 def test_harvested_data_is_retained_until_the_harvest_area_answers_itself(archive: dict) -> None:
-    lung = list(Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung").values_list("pk", flat=True))
+    lung = list(Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung")
+                .values_list("pk", flat=True))
     assert lung and is_retained(lung) == set(lung)
 
 

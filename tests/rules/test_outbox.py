@@ -15,10 +15,10 @@ from rtbank.projects.models import AccessLog
 from rtbank.rules import outbox
 from rtbank.rules.models import ForwardedInstance
 from rtbank.work.models import WorkItem, WorkState
+from tests.ports import free_port
 from tests.rules.conftest import drain, patient, plan_of, store
 from tests.rules.helpers import RD, RECORD_FILES, RP, RS
 from tests.rules.servers import store_scp
-from tests.ports import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

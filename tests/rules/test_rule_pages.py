@@ -34,8 +34,8 @@ def rule_post(**overrides: Any) -> dict[str, Any]:
 
 def test_project_rule_pages_are_404_for_outsiders_and_403_without_rules(world: dict) -> None:
     rule = make_rule(world["TRIAL"])
-    for url in ("/projects/TRIAL/rules/", f"/projects/TRIAL/rules/{rule.pk}/", f"/projects/TRIAL/rules/{rule.pk}/dry-run/",
-                "/projects/TRIAL/rules/new/"):
+    for url in ("/projects/TRIAL/rules/", f"/projects/TRIAL/rules/{rule.pk}/",
+                f"/projects/TRIAL/rules/{rule.pk}/dry-run/", "/projects/TRIAL/rules/new/"):
         assert status(world, "outsider", url) == 404, url
         assert status(world, "viewer", url) == 403, url
         assert status(world, "ruler", url) == 200, url
@@ -63,7 +63,8 @@ def test_a_forwarding_rule_needs_the_forward_permission(world: dict) -> None:
     assert response.status_code == 302
     rule = Rule.objects.get()
     assert rule.actions == [{"type": "assign"}, {"type": "forward", "node": world["dest"].pk}]
-    assert rule.conditions == {"type": "all", "conditions": [{"type": "roi", "pattern": "TRIAL_*", "contours": "empty"}]}
+    trigger = {"type": "roi", "pattern": "TRIAL_*", "contours": "empty"}
+    assert rule.conditions == {"type": "all", "conditions": [trigger]}
     edit = client_for(world["manager"]).get(f"/projects/TRIAL/rules/{rule.pk}/edit/")
     assert b'value="TRIAL_*"' in edit.content  # the rows come back for editing
 
