@@ -402,3 +402,78 @@ def matrix() -> dict[str, list[Case]]:
         if name.startswith("admin:"):
             full[name] = admin_cases(name)
     return full
+
+
+# --- analysis area: DVHs, ROI mapping, overview matrix, completeness, delivery, protocol QA, CSV (owner: analysis)
+ANALYSIS_EXPORT = frozenset({"analyst_A", "manager_A"})  # `export` on A
+
+
+def _analysed(w: World) -> World:
+    """Project A with a mapping rule for its hostile ROI, a protocol, and the DVHs calculated (once)."""
+    if "analysis" not in w.extra:
+        from rtbank.analysis import mapping, services
+        from rtbank.work.worker import run_until_idle
+
+        a = w.projects["A"]
+        mapping.add_rule(a, "=HYPERLINK*", "HostileRoi", actor="test")
+        services.add_required_roi(a, "HostileRoi")
+        services.add_constraint(a, "HostileRoi Dmax < 1000 Gy", actor="test")
+        run_until_idle(["dvh"])  # the world files data only; its plans' DVHs wait as work rows until now
+        w.extra["analysis"] = True
+    return w
+
+
+def analysed(w: World, role: str) -> dict[str, Any]:
+    return project(_analysed(w), role)
+
+
+def _analysis_effect(check: str) -> Callable[[World], bool]:
+    def effect(w: World) -> bool:
+        from rtbank.analysis.models import ProjectAnalysis, RequiredRoi, RoiMappingRule, Tg263Name
+
+        a = w.projects["A"]
+        return {
+            "metrics": lambda: ProjectAnalysis.objects.filter(project=a, metrics=["D95%", "V20Gy[%]"]).exists(),
+            "rule": lambda: RoiMappingRule.objects.filter(project=a, pattern="GTV*").exists(),
+            "roi": lambda: RequiredRoi.objects.filter(project=a, standard_name="Brainstem").exists(),
+            "tg263": lambda: Tg263Name.objects.filter(name="Heart").exists(),
+        }[check]()
+
+    return effect
+
+
+def _tg263_file(w: World, role: str) -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("tg263.csv", b"TG263-Primary Name,Description\nHeart,Heart\n", "text/csv")}
+
+
+URL_MATRIX.update({
+    "analysis_overview": [
+        Case(kwargs=analysed, ok=ON_A, contains=("DVHs", "1 / 1")),
+        Case(kwargs=analysed, method="POST", data=lambda w, r: {"metrics": "D95%, V20Gy[%]"}, ok={"manager_A"},
+             ok_status=302, effect=_analysis_effect("metrics"), note="changing the metric list needs `rules`"),
+    ],
+    "analysis_matrix": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "HostileRoi"))],
+    "analysis_mapping": [
+        Case(kwargs=analysed, ok=ON_A, contains=("HostileRoi",)),
+        Case(kwargs=analysed, method="POST", data=lambda w, r: {"action": "add", "pattern": "GTV*",
+                                                                 "standard_name": "GTV"},
+             ok={"manager_A"}, ok_status=302, effect=_analysis_effect("rule")),
+    ],
+    "analysis_mapping_csv": [Case(kwargs=analysed, ok=ON_A, contains=("HostileRoi",), note="rules only")],
+    "analysis_completeness": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL,))],
+    "analysis_plans": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "curative"))],
+    "analysis_qa": [
+        Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "HostileRoi Dmax")),
+        Case(kwargs=analysed, method="POST", data=lambda w, r: {"action": "add_roi", "standard_name": "Brainstem"},
+             ok={"manager_A"}, ok_status=302, effect=_analysis_effect("roi")),
+    ],
+    "analysis_metrics_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))],
+    "analysis_curves_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))],
+    "analysis_plans_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL,))],
+    "analysis_qa_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))],
+    "analysis_tg263": [
+        Case(ok={"site_admin"}, sees=set(), note="the TG-263 list holds no patient data"),
+        Case(method="POST", data=_tg263_file, ok={"site_admin"}, ok_status=302, sees=set(),
+             effect=_analysis_effect("tg263")),
+    ],
+})

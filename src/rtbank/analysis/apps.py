@@ -10,6 +10,11 @@ class AnalysisConfig(AppConfig):
 
     name = "rtbank.analysis"
     label = "analysis"
+    # Sections on the projects area's pages (rtbank.web.panels).
+    project_panels = [("analysis/panels/project.html", _may_view)]
+    subject_panels = [("analysis/panels/subject.html", _may_view)]
+    plan_panels = [("analysis/panels/plan.html", _may_view)]
+    nav_items = [("TG-263", "analysis_tg263", lambda request: request.user.is_superuser)]
 
     def ready(self) -> None:
         from rtbank.analysis import calculation

@@ -7,16 +7,16 @@ no DVH). A plan's ROIs are those of the structure set the plan references.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
 from rtbank.analysis.mapping import MappingIndex
-from rtbank.analysis.models import NO_INSTITUTION, DoseConstraint, RequiredRoi
-from rtbank.catalog.models import Instance, InstanceState, Roi, RTPlan
+from rtbank.analysis.models import NO_INSTITUTION, DoseConstraint, RequiredRoi, RoiMappingRule
+from rtbank.catalog.models import Instance, InstanceState, Patient, Roi, RTPlan
 from rtbank.projects.access import PLAN_KINDS, instances_in
-from rtbank.projects.models import Project, ProjectSubject
+from rtbank.projects.models import Project
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,6 @@ def standard_columns(project: Project, index: MappingIndex) -> list[str]:
     names = set(RequiredRoi.objects.filter(project=project).values_list("standard_name", flat=True))
     names |= set(DoseConstraint.objects.filter(project=project).values_list("standard_name", flat=True))
     names |= {verdict[1] for verdict in index.verdicts.values() if verdict[1]}
-    from rtbank.analysis.models import RoiMappingRule
-
     names |= set(RoiMappingRule.objects.filter(project=project).values_list("standard_name", flat=True))
     return sorted(names, key=str.casefold)
 
@@ -122,8 +120,8 @@ class Matrix:
     totals: dict[str, Counter[str]]  # standard name → none / one / several counts
 
 
-def overview_matrix(project: Project, plans: list[Instance], labels: dict[int, str]) -> Matrix:
-    """Plans × standard ROI names. ``labels`` maps patient id → how the viewer may name the patient."""
+def overview_matrix(project: Project, plans: list[Instance], label: Callable[[Patient], str]) -> Matrix:
+    """Plans × standard ROI names; ``label`` names a patient as the viewer may see it."""
     index = MappingIndex.of(project)
     columns = standard_columns(project, index)
     per_plan = plan_rois(index, plans)
@@ -147,7 +145,7 @@ def overview_matrix(project: Project, plans: list[Instance], labels: dict[int, s
                 conflicts[key] = (list(roi.candidates), conflicts.get(key, ([], 0))[1] + 1)
         rows.append(
             MatrixRow(
-                labels.get(plan.series.study.patient_id, "?"),
+                label(plan.series.study.patient),
                 plan,
                 info.rtplan.label if info.rtplan else "",
                 info.structure_set is not None,
@@ -161,11 +159,3 @@ def overview_matrix(project: Project, plans: list[Instance], labels: dict[int, s
         sorted(((n, k, c, p) for (n, k), (c, p) in conflicts.items()), key=lambda t: t[0].casefold()),
         totals,
     )
-
-
-def subject_labels(project: Project, show_identifiers: bool) -> dict[int, str]:
-    """Patient id → subject ID (or Patient ID for people holding ``identifiers``)."""
-    rows = ProjectSubject.objects.filter(project=project).values_list(
-        "patient_id", "subject_id", "patient__patient_id"
-    )
-    return {pid: (real if show_identifiers else sid) for pid, sid, real in rows}

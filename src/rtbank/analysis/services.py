@@ -134,3 +134,8 @@ def _find_header(rows: list[list[str]]) -> tuple[int, dict[str, int]]:
         if "name" in columns:
             return index, columns
     raise Tg263Error("no header row with a 'TG263-Primary Name' column in the first 20 rows")
+
+
+def qa_after_mapping(project: Project) -> None:
+    """The mapping decides which ROI a constraint applies to: grade the plans again (no notification)."""
+    qa.evaluate_project(project)

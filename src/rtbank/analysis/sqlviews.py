@@ -106,8 +106,9 @@ SELECT dr.project, dr.project_id, dr.subject_id, dr.plan_uid, dr.plan_label, dr.
        dr.standard_matches, dr.mapping_status, dr.roi_name, dr.roi_number, k.n AS point,
        k.n * dr.dose_step_gy AS dose_gy,
        CAST(SUBSTR(dr.curve, 1 + 12 * k.n, 12) AS DOUBLE PRECISION) AS volume_cc,
-       CASE WHEN dr.covered_volume_cc > 0
-            THEN 100.0 * CAST(SUBSTR(dr.curve, 1 + 12 * k.n, 12) AS DOUBLE PRECISION) / dr.covered_volume_cc
+       CASE WHEN CAST(SUBSTR(dr.curve, 1, 12) AS DOUBLE PRECISION) > 0
+            THEN 100.0 * CAST(SUBSTR(dr.curve, 1 + 12 * k.n, 12) AS DOUBLE PRECISION)
+                 / CAST(SUBSTR(dr.curve, 1, 12) AS DOUBLE PRECISION)
        END AS volume_pct
 FROM rtbank_dvh_rois dr
 JOIN k ON k.n < dr.curve_points
