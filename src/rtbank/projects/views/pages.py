@@ -32,7 +32,8 @@ def project_list(request: HttpRequest) -> HttpResponse:
     projects = projects.annotate(subject_count=Count("subjects", distinct=True)).order_by("code")
     page = Paginator(projects, PAGE_SIZE).get_page(request.GET.get("page"))
     active = set(active_projects().filter(pk__in=[p.pk for p in page]).values_list("pk", flat=True))
-    rows = [(p, sorted(acc.permissions.get(p.pk, set())), p.pk in active) for p in page]
+    held = set(Project.objects.filter(grants__user=request.user, pk__in=[p.pk for p in page]).values_list("pk", flat=True))
+    rows = [(p, sorted(acc.permissions.get(p.pk, set())), p.pk in active, p.pk in held) for p in page]
     acc.record_search("list_projects", "project_list", "", query, page=page.number)
     return render(request, "projects/list.html", {"page": page, "rows": rows, "query": query})
 

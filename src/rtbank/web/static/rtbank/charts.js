@@ -11,7 +11,7 @@
       data: {
         labels: data.labels,
         datasets: [{ label: "patients (cumulative)", data: data.cumulative, borderColor: "#1f5fa8",
-                     backgroundColor: "rgba(31,95,168,0.12)", fill: true, stepped: true, pointRadius: 0 }],
+                     backgroundColor: "rgba(31,95,168,0.12)", fill: true, stepped: true, pointRadius: data.labels.length < 3 ? 4 : 0 }],
       },
       options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } },
                  scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
