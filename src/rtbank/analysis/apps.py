@@ -17,7 +17,7 @@ class AnalysisConfig(AppConfig):
     nav_items = [("TG-263", "analysis_tg263", lambda request: request.user.is_superuser)]
 
     def ready(self) -> None:
-        from rtbank.analysis import calculation
+        from rtbank.analysis import calculation, system_checks  # noqa: F401 - registers the system check
         from rtbank.work.registry import Poller, WorkKind, register_kind, register_poller
 
         # One plan per batch: the DVH is calculated in `prepare`, outside the batch transaction.

@@ -19,7 +19,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 
 from rtbank.analysis.models import NO_INSTITUTION, MappingStatus, RoiMappingRule, RoiNameMapping
-from rtbank.catalog.models import Roi
+from rtbank.catalog.models import Instance, Roi, RTPlan
 from rtbank.dicom.roi_patterns import MatchStatus, Resolution, RoiPattern, RuleSet, check_standard_name
 from rtbank.institutions.models import Institution
 from rtbank.projects.models import Project
@@ -146,11 +146,22 @@ class MappingIndex:
     verdicts: dict[Pair, tuple[str, str, list[str]]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, project: Project) -> MappingIndex:
-        rows = RoiNameMapping.objects.filter(project=project).values_list(
-            "institution_key", "roi_name", "status", "standard_name", "candidates"
+    def of(cls, project: Project, names: Iterable[str] | None = None) -> MappingIndex:
+        """The project's verdicts (only for ``names`` when given: a page about one plan loads no more)."""
+        rows = RoiNameMapping.objects.filter(project=project)
+        if names is not None:
+            rows = rows.filter(roi_name__in=set(names))
+        values = rows.values_list("institution_key", "roi_name", "status", "standard_name", "candidates")
+        return cls({(k, n): (s, std, c) for k, n, s, std, c in values})
+
+    @classmethod
+    def for_plans(cls, project: Project, plans: Iterable[Instance]) -> MappingIndex:
+        """The verdicts for the ROI names of ``plans``' structure sets."""
+        ss_uids = RTPlan.objects.filter(instance__in=list(plans)).values("structure_set_uid")
+        names = Roi.objects.filter(structure_set__instance__sop_instance_uid__in=ss_uids).values_list(
+            "name", flat=True
         )
-        return cls({(k, n): (s, std, c) for k, n, s, std, c in rows})
+        return cls.of(project, names)
 
     def standard(self, ikey: int, name: str) -> str:
         verdict = self.verdicts.get((ikey, name))

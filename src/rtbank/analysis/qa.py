@@ -59,7 +59,9 @@ def evaluate_project(project: Project, *, notify: bool = False) -> int:
 def evaluate_plan_everywhere(plan: Instance, *, notify: bool) -> None:
     for project in projects_holding(plan):
         if has_protocol(project):
-            evaluate(project, plan_rois(MappingIndex.of(project), [plan])[plan.pk], notify=notify)
+            evaluate(
+                project, plan_rois(MappingIndex.for_plans(project, [plan]), [plan])[plan.pk], notify=notify
+            )
 
 
 def evaluate_patient(patient_id: int, *, notify: bool) -> None:

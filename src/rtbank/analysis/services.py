@@ -34,7 +34,10 @@ def set_project_metrics(project: Project, names: Iterable[str]) -> list[str]:
 
     Raises ValueError naming the metric that cannot be read.
     """
-    canonical = list(dict.fromkeys(parse_metric(n).name for n in names if n.strip()))
+    specs = [parse_metric(n) for n in names if n.strip()]
+    if any(spec.quantity.value != "physical" for spec in specs):
+        raise ValueError("EQD2: and BED: metrics need an α/β per ROI, which projects cannot set yet")
+    canonical = list(dict.fromkeys(spec.name for spec in specs))
     if not canonical:
         raise ValueError("give at least one metric, e.g. D95%, V20Gy[%], D0.03cc")
     if len(canonical) > MAX_PROJECT_METRICS:

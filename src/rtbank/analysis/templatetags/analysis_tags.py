@@ -67,7 +67,7 @@ def analysis_plan(context: template.Context) -> dict[str, Any]:
     project, plan = context["project"], context["plan"]
     dvh = PlanDvh.objects.filter(plan=plan).first()
     metrics = services.project_metrics(project)
-    info = plan_rois(MappingIndex.of(project), [plan])[plan.pk]
+    info = plan_rois(MappingIndex.for_plans(project, [plan]), [plan])[plan.pk]
     standard = {r.roi_id: r.standard_name for r in info.rois}
     rows, curves = [], []
     if dvh is not None and dvh.state == DvhState.OK:

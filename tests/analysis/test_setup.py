@@ -1,0 +1,37 @@
+"""Configuration and administration of the analysis area: the metric setting check, the TG-263 import verb."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from rtbank.analysis.models import Tg263Name
+from rtbank.analysis.system_checks import check_analysis_metrics
+
+
+def test_an_unreadable_metric_setting_is_refused_at_start_up() -> None:
+    with override_settings(ANALYSIS_METRICS=["D95%", "D95"]):
+        errors = check_analysis_metrics()
+    assert [e.id for e in errors] == ["rtbank.analysis.E001"] and "D95" in errors[0].msg
+    with override_settings(ANALYSIS_METRICS=["D95%", "V20Gy[cc]"]):
+        assert check_analysis_metrics() == []
+
+
+@pytest.mark.django_db
+def test_the_tg263_verb_replaces_the_list(tmp_path: Path) -> None:
+    sheet = tmp_path / "TG263.csv"
+    sheet.write_text("Target Type\tTG263-Primary Name\tDescription\nAnatomic\tBrainstem\tBrainstem\n"
+                     "Anatomic\tSpinal Cord\tnot a valid name (space)\nAnatomic\tLungs\tBoth lungs\n")
+    out = StringIO()
+    call_command("tg263", str(sheet), stdout=out)
+    assert "2 TG-263 names imported" in out.getvalue()
+    assert set(Tg263Name.objects.values_list("name", flat=True)) == {"Brainstem", "Lungs"}
+    assert Tg263Name.objects.get(name="Lungs").target_type == "Anatomic"
+    sheet.write_text("Name,Other\nHeart,x\n")
+    with pytest.raises(SystemExit):
+        call_command("tg263", str(sheet), stderr=StringIO())
+    assert Tg263Name.objects.count() == 2  # a file without the TG-263 column changes nothing
