@@ -17,6 +17,11 @@ def check_analysis_metrics(app_configs: Any = None, **kwargs: Any) -> list[Error
         try:
             parse_metric(name)
         except ValueError as exc:
-            errors.append(Error(f"RTBANK_ANALYSIS_METRICS: {exc}", hint="e.g. D95%,V20Gy[%],D0.03cc",
-                                id="rtbank.analysis.E001"))
+            errors.append(
+                Error(
+                    f"RTBANK_ANALYSIS_METRICS: {exc}",
+                    hint="e.g. D95%,V20Gy[%],D0.03cc",
+                    id="rtbank.analysis.E001",
+                )
+            )
     return errors

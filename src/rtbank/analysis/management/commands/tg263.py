@@ -9,16 +9,22 @@ from rtbank.commands import Failure, RtbankCommand
 
 
 class Command(RtbankCommand):
-    help = ("Import the AAPM TG-263 name list (the official spreadsheet saved as CSV) for standard-name "
-            "suggestions: `tg263 FILE`; without FILE, print how many names are loaded.")
+    help = (
+        "Import the AAPM TG-263 name list (the official spreadsheet saved as CSV) for standard-name "
+        "suggestions: `tg263 FILE`; without FILE, print how many names are loaded."
+    )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("file", nargs="?", help="TG-263 spreadsheet saved as CSV (comma, semicolon or tab)")
+        parser.add_argument(
+            "file", nargs="?", help="TG-263 spreadsheet saved as CSV (comma, semicolon or tab)"
+        )
 
     def handle(self, *args: Any, file: str | None = None, **options: Any) -> None:
         if not file:
             first = Tg263Name.objects.first()
-            self.stdout.write(f"{Tg263Name.objects.count()} TG-263 names" + (f" from {first.source}" if first else ""))
+            self.stdout.write(
+                f"{Tg263Name.objects.count()} TG-263 names" + (f" from {first.source}" if first else "")
+            )
             return
         path = Path(file)
         if not path.is_file():
