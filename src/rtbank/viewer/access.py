@@ -16,6 +16,9 @@ What is *logged* differs:
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.core import signing
@@ -23,7 +26,7 @@ from django.http import Http404, HttpRequest
 
 from rtbank.catalog.models import Instance
 from rtbank.projects.access import NOT_FOUND, Access, projects_holding
-from rtbank.projects.models import Permission, Project
+from rtbank.projects.models import Project
 from rtbank.viewer.cache import SeenSet
 from rtbank.viewer.dataset import ViewerDataset, resolve, root_instance, root_kind
 
@@ -31,7 +34,10 @@ SALT = "rtbank.viewer.session"
 SESSION_SECONDS = 12 * 3600
 HEADER = "X-Viewer-Session"
 _SEEN = SeenSet(200_000)
-IMAGES = Permission.IMAGES.value
+DATASET_SECONDS = 30.0
+_DATASETS: OrderedDict[tuple[object, ...], tuple[float, ViewerDataset]] = OrderedDict()
+_DATASETS_LOCK = threading.Lock()
+IMAGES = "images"  # rtbank.projects.models.Permission.IMAGES
 
 
 @dataclass
@@ -45,8 +51,25 @@ class ViewerRequest:
 
     @property
     def dataset(self) -> ViewerDataset:
+        """What the viewer shows through these projects; resolved at most every ``DATASET_SECONDS``.
+
+        The decision whether the user may see the root object is never cached (it is made per request);
+        what the root brings along (its bundle within the projects) is, briefly: late-arriving objects
+        appear, and objects leaving a bundle disappear, within that time.
+        """
         if self._dataset is None:
-            self._dataset = resolve(self.acc, self.root, self.kind, self.uid, self.projects)
+            key = (self.kind, self.uid, tuple(sorted(p.pk for p in self.projects)))
+            now = time.monotonic()
+            with _DATASETS_LOCK:
+                found = _DATASETS.get(key)
+            if found is not None and now - found[0] < DATASET_SECONDS:
+                self._dataset = found[1]
+            else:
+                self._dataset = resolve(self.acc, self.root, self.kind, self.uid, self.projects)
+                with _DATASETS_LOCK:
+                    _DATASETS[key] = (now, self._dataset)
+                    while len(_DATASETS) > 256:
+                        _DATASETS.popitem(last=False)
         return self._dataset
 
     @property

@@ -76,7 +76,7 @@ class LruCache(Generic[T]):
             flight.done.wait()
             if flight.error is not None:
                 raise flight.error
-            return flight.value  # type: ignore[no-any-return]
+            return flight.value
         try:
             value = load()
         except BaseException as exc:

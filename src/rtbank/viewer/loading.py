@@ -6,10 +6,12 @@ run in a background thread (volume warm-up, DVHs) without a database connection.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,14 +20,20 @@ from django.conf import settings
 from pydicom.dataset import Dataset
 
 from rtbank.catalog.blobstore import blob_store
-from rtbank.dicom.contours import Slab
 from rtbank.dicom.contours import StructureSet as Contours
 from rtbank.dicom.dosegrid import DoseGrid, combine_plan_doses
-from rtbank.dicom.imaging import FrameRegistration, ImageVolume, modality_pixels, structure_set_slabs
+from rtbank.dicom.imaging import (
+    FrameRegistration,
+    ImageVolume,
+    RoiSections,
+    modality_pixels,
+    structure_set_slabs,
+)
 from rtbank.viewer.cache import LruCache
 from rtbank.viewer.dataset import ImageSeries, ObjectFile
 
 MB = 1024 * 1024
+logger = logging.getLogger("rtbank.viewer")
 
 
 def _limit(name: str, default_mb: int) -> int:
@@ -36,7 +44,7 @@ def _limit(name: str, default_mb: int) -> int:
 @dataclass(frozen=True, eq=False)
 class LoadedStructures:
     contours: Contours
-    slabs: dict[int, list[Slab]]
+    sections: dict[int, RoiSections]  # per ROI number, for sagittal and coronal cuts
     nbytes: int
 
 
@@ -84,10 +92,28 @@ def axial_slice(series: ImageSeries, k: int) -> np.ndarray:
     return layout.arrange_slice(modality_pixels(ds))
 
 
-def warm(series: ImageSeries) -> None:
-    """Start assembling a series' volume in the background (reconstructions need it)."""
-    if cached_volume(series) is None:
-        _WARMER.submit(volume, series)
+def warm(
+    series: ImageSeries | None,
+    ss: ObjectFile | None,
+    doses: Sequence[ObjectFile],
+    fractions: int | None,
+    thickness_mm: float = 2.0,
+) -> None:
+    """Start reading what the first views need, in the background and in the order they need it: the
+    structure set (contours of the first slice), the dose, then the volume (reconstructions)."""
+    if ss is not None and STRUCTURES.peek(("ss", ss.blob_key)) is None:
+        _WARMER.submit(_quietly, structures, ss, thickness_mm)
+    if doses:
+        _WARMER.submit(_quietly, dose, doses, fractions)
+    if series is not None and cached_volume(series) is None:
+        _WARMER.submit(_quietly, volume, series)
+
+
+def _quietly(load: Any, *args: Any) -> None:
+    try:
+        load(*args)
+    except Exception:  # noqa: BLE001 - the request that needs it will raise and report the problem
+        logger.warning("viewer warm-up of %s failed", getattr(load, "__name__", load), exc_info=True)
 
 
 _WARMER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtbank-viewer-warm")
@@ -96,10 +122,11 @@ _WARMER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtbank-viewer-wa
 def structures(ss: ObjectFile, default_thickness_mm: float = 2.0) -> LoadedStructures:
     def load() -> LoadedStructures:
         contours = Contours.from_dataset(read(ss.blob_key))
+        slabs = structure_set_slabs(contours, default_thickness_mm)
+        sections = {number: RoiSections.from_slabs(s) for number, s in slabs.items()}
         points = sum(len(p) for r in contours.rois for plane in r.planes for p in plane.polygons)
-        return LoadedStructures(
-            contours, structure_set_slabs(contours, default_thickness_mm), 64 * points + 4096
-        )
+        size = 24 * points + sum(s.nbytes for s in sections.values()) + 4096
+        return LoadedStructures(contours, sections, size)
 
     return STRUCTURES.get(("ss", ss.blob_key), load)
 
@@ -151,4 +178,8 @@ def _read_volume(series: ImageSeries) -> ImageVolume:
     files = [series.files[n] for n in layout.order]
     datasets = list(_READERS.map(lambda f: read(f.blob_key), files))
     planes = list(_READERS.map(modality_pixels, datasets))
-    return ImageVolume.from_pixels([lambda p=p: p for p in planes], layout, datasets[0])
+    return ImageVolume.from_pixels([partial(_same, p) for p in planes], layout, datasets[0])
+
+
+def _same(value: np.ndarray) -> np.ndarray:
+    return value

@@ -7,6 +7,7 @@ differs), so side-by-side and blended views show the same anatomy pixel for pixe
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import math
@@ -79,6 +80,19 @@ def display_plane(dataset: ViewerDataset, view: str, index: int) -> Plane:
         return plane(primary_geometry(dataset), View(view), index)
     except ValueError as exc:
         raise ViewerError(str(exc)) from exc
+
+
+def warm(dataset: ViewerDataset) -> None:
+    """Start reading the dataset's structure set, dose and planning volume in the background."""
+    plan = dataset.plan
+    thickness = dataset.primary.layout.geometry.k.typical_step_mm if dataset.primary else 2.0
+    loading.warm(
+        dataset.primary,
+        dataset.structure_set,
+        dataset.doses,
+        plan.fractions_planned if plan else None,
+        thickness,
+    )
 
 
 # --------------------------------------------------------------------- manifest
@@ -191,7 +205,7 @@ def _values(dataset: ViewerDataset, series: ImageSeries, target: Plane, found: A
     if series is dataset.primary:
         cached = loading.cached_volume(series)
         if cached is None and target.view == View.AXIAL:
-            loading.warm(series)  # reconstructions will need the volume; this slice needs one file
+            warm(dataset)  # reconstructions will need the volume; this slice needs one file
             return loading.axial_slice(series, target.index)
         return extract(cached if cached is not None else loading.volume(series), target)
     matrix = np.linalg.inv(found[0])  # found: other → primary; sampling needs primary → other
@@ -205,7 +219,8 @@ def _transform(dataset: ViewerDataset, series: ImageSeries) -> tuple[np.ndarray,
 
 
 def _pack(encoded: EncodedPlane, footprint: tuple[int, int] = (0, 0)) -> bytes:
-    """Header line (JSON) + raw uint16 data: one cacheable blob; the view splits it into headers and body."""
+    """Header line (JSON) + the gzip-compressed uint16 data: compressed once, when cached; the view splits
+    it into a header and a body."""
     head = json.dumps(
         {
             "rows": encoded.rows,
@@ -214,14 +229,21 @@ def _pack(encoded: EncodedPlane, footprint: tuple[int, int] = (0, 0)) -> bytes:
             "offset": encoded.offset,
             "row0": footprint[0],
             "column0": footprint[1],
-        }
+        },
+        separators=(",", ":"),
     )
-    return head.encode() + b"\n" + encoded.data
+    return head.encode() + b"\n" + compress(encoded.data)
 
 
-def unpack(blob: bytes) -> tuple[dict[str, Any], bytes]:
+def unpack(blob: bytes) -> tuple[str, bytes]:
+    """(header JSON, gzip-compressed body) of a packed plane."""
     head, _, data = blob.partition(b"\n")
-    return json.loads(head), data
+    return head.decode(), data
+
+
+def compress(data: bytes) -> bytes:
+    # Level 1: planes shrink 2–10× in a few ms; higher levels cost more time than they save bytes.
+    return gzip.compress(data, compresslevel=1, mtime=0)
 
 
 # --------------------------------------------------------------------- overlays
@@ -245,7 +267,8 @@ def parse_levels(text: str) -> list[float]:
 
 
 def overlay_geometry(dataset: ViewerDataset, view: str, index: int, levels: Sequence[float]) -> bytes:
-    """JSON: the plane, every ROI's contour polylines and the isodose polylines, in (u, v) patient mm."""
+    """gzip-compressed JSON: the plane, every ROI's contour polylines and the isodose polylines, in (u, v)
+    patient mm."""
     target = display_plane(dataset, view, index)
     ss, doses = dataset.structure_set, dataset.doses
     key = (
@@ -258,7 +281,7 @@ def overlay_geometry(dataset: ViewerDataset, view: str, index: int, levels: Sequ
         tuple(levels),
     )
     return GEOMETRY.get(
-        key, lambda: json.dumps(_geometry(dataset, target, levels), separators=(",", ":")).encode()
+        key, lambda: compress(json.dumps(_geometry(dataset, target, levels), separators=(",", ":")).encode())
     )
 
 
@@ -276,7 +299,11 @@ def _geometry(dataset: ViewerDataset, target: Plane, levels: Sequence[float]) ->
             if target.view == View.AXIAL:
                 lines = axial_contours(roi, target.fixed_mm, tolerance)
             else:
-                lines = section_contours(loaded.slabs.get(roi.number, []), target)
+                lines = (
+                    section_contours(loaded.sections[roi.number], target)
+                    if roi.number in loaded.sections
+                    else []
+                )
             if lines:
                 out["rois"].append({"number": roi.number, "lines": [_flat(line) for line in lines]})
     grid = _dose_grid(dataset)
@@ -350,3 +377,5 @@ def reset_caches() -> None:
         cache.clear()
     loading.clear_caches()
     access._SEEN.clear()
+    with access._DATASETS_LOCK:
+        access._DATASETS.clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +12,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from rtbank.projects.models import ProjectSubject
-from rtbank.viewer import access, loading, services
+from rtbank.viewer import access, services
 from rtbank.viewer.dvh import dvh_panel
 from rtbank.viewer.names import roi_rows
 from rtbank.viewer.services import ViewerError
-
-GZIP_LEVEL = 1  # planes compress 2–10× at level 1 in a few ms; higher levels cost more than they save
 
 
 @login_required
@@ -26,11 +23,10 @@ GZIP_LEVEL = 1  # planes compress 2–10× at level 1 in a few ms; higher levels
 def viewer_page(request: HttpRequest, uid: str) -> HttpResponse:
     viewer, token = access.open_viewer(request, uid)
     dataset = viewer.dataset
-    if dataset.primary is not None and dataset.primary.files:
-        try:
-            loading.warm(dataset.primary)  # reconstructions need the whole volume: start reading it now
-        except ValueError:
-            pass
+    try:
+        services.warm(dataset)  # contours, dose and volume start loading while the page loads
+    except ValueError:
+        pass  # no usable planning images: the manifest request reports it
     plan = dataset.plan
     context = {
         "uid": viewer.uid,
@@ -73,7 +69,7 @@ def geometry(request: HttpRequest, uid: str, view: str, index: int) -> HttpRespo
     def answer() -> HttpResponse:
         levels = services.parse_levels(request.GET.get("levels", ""))
         body = services.overlay_geometry(viewer.dataset, view, index, levels)
-        return _compressed(request, HttpResponse(body, content_type="application/json"), body)
+        return _compressed(request, HttpResponse(content_type="application/json"), body)
 
     return _answer(answer)
 
@@ -128,18 +124,19 @@ def _answer(make: Callable[[], HttpResponse]) -> HttpResponse:
 
 
 def _binary(request: HttpRequest, blob: bytes) -> HttpResponse:
-    head, data = services.unpack(blob)
+    head, body = services.unpack(blob)
     response = HttpResponse(content_type="application/octet-stream")
-    response["X-Rtbank-Plane"] = json.dumps(head, separators=(",", ":"))
-    return _compressed(request, response, data)
+    response["X-Rtbank-Plane"] = head
+    return _compressed(request, response, body)
 
 
-def _compressed(request: HttpRequest, response: HttpResponse, body: bytes) -> HttpResponse:
-    if "gzip" in request.headers.get("Accept-Encoding", "") and len(body) > 512:
-        response.content = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+def _compressed(request: HttpRequest, response: HttpResponse, gzipped: bytes) -> HttpResponse:
+    """Send a body compressed once when cached: as is to browsers (all accept gzip), else expanded."""
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.content = gzipped
         response["Content-Encoding"] = "gzip"
     else:
-        response.content = body
+        response.content = gzip.decompress(gzipped)
     response["Vary"] = "Accept-Encoding"
     return response
 

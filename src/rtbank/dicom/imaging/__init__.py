@@ -18,6 +18,7 @@ Public API
 
 from rtbank.dicom.imaging.encoding import EncodedPlane, decode_plane, encode_plane
 from rtbank.dicom.imaging.overlays import (
+    RoiSections,
     axial_contours,
     contour_tolerance_mm,
     dose_footprint,
@@ -55,6 +56,7 @@ __all__ = [
     "ImageVolume",
     "Plane",
     "PlaneAxis",
+    "RoiSections",
     "SeriesLayout",
     "SliceGeometry",
     "View",

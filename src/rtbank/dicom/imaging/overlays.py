@@ -18,6 +18,7 @@ marching squares (contourpy) traces each level. Lines stop where the dose grid e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import contourpy
 import numpy as np
@@ -48,33 +49,93 @@ def axial_contours(roi: Roi, z_mm: float, tolerance_mm: float) -> list[np.ndarra
     return [np.vstack([p, p[:1]]) for p in roi.planes[nearest].polygons]
 
 
-def section_contours(slabs: Sequence[Slab], target: Plane) -> list[np.ndarray]:
+@dataclass(frozen=True, eq=False)
+class RoiSections:
+    """A ROI's slabs prepared for cutting by sagittal and coronal planes: every contour edge of every slab
+    in flat arrays, so a cut is a few vectorised operations whatever the number of planes.
+
+    Within a contour plane the even-odd rule holds across all its polygons, so along a line a pixel is
+    inside when an odd number of the plane's edge crossings lie at or before it.
+    """
+
+    x0: np.ndarray
+    y0: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    slab_of_edge: np.ndarray
+    z_lo_mm: np.ndarray
+    z_hi_mm: np.ndarray
+
+    @classmethod
+    def from_slabs(cls, slabs: Sequence[Slab]) -> RoiSections:
+        parts, owners = [], []
+        for n, slab in enumerate(slabs):
+            for polygon in slab.plane.polygons:
+                parts.append(np.hstack([polygon, np.roll(polygon, -1, axis=0)]))
+                owners.append(np.full(len(polygon), n, dtype=np.intp))
+        edges = np.vstack(parts) if parts else np.zeros((0, 4))
+        return cls(
+            edges[:, 0],
+            edges[:, 1],
+            edges[:, 2],
+            edges[:, 3],
+            np.concatenate(owners) if owners else np.zeros(0, dtype=np.intp),
+            np.array([s.z_lo_mm for s in slabs]),
+            np.array([s.z_hi_mm for s in slabs]),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(a.nbytes for a in (self.x0, self.y0, self.x1, self.y1, self.slab_of_edge)))
+
+    def mask(self, target: Plane) -> np.ndarray:
+        """Pixels of a sagittal or coronal plane inside the ROI, (rows, columns) bool."""
+        mask = np.zeros(target.shape, dtype=bool)
+        if target.fixed_axis == 0:  # x = const: crossings along y
+            a0, a1, b0, b1 = self.x0, self.x1, self.y0, self.y1
+        else:  # y = const: crossings along x
+            a0, a1, b0, b1 = self.y0, self.y1, self.x0, self.x1
+        at = target.fixed_mm
+        cut = (a0 <= at) != (a1 <= at)  # half-open rule: a vertex on the line counts once
+        if not cut.any():
+            return mask
+        t = (at - a0[cut]) / (a1[cut] - a0[cut])
+        crossing = b0[cut] + t * (b1[cut] - b0[cut])
+        slab = self.slab_of_edge[cut]
+        u = target.u.positions_mm
+        if target.u.step_mm <= 0:
+            raise ValueError("section masks need a plane whose u axis increases")
+        # Each crossing toggles inside/outside from the first pixel centre at or beyond it on (even-odd).
+        columns = np.searchsorted(u, crossing, side="left")
+        count = len(self.z_lo_mm)
+        toggles = np.zeros((count, len(u) + 1), dtype=np.int32)
+        np.add.at(toggles, (slab, columns), 1)
+        inside = (np.cumsum(toggles, axis=1)[:, :-1] % 2).astype(bool)
+        z = target.v.positions_mm
+        row_slab = np.searchsorted(self.z_hi_mm, z, side="right")  # first slab ending above the row
+        valid = row_slab < count
+        valid[valid] &= z[valid] >= self.z_lo_mm[row_slab[valid]]
+        mask[valid] = inside[row_slab[valid]]
+        return mask
+
+
+def section_contours(sections: RoiSections | Sequence[Slab], target: Plane) -> list[np.ndarray]:
     """Outline (polylines of (u, v) mm) of a ROI's slabs cut by a sagittal or coronal plane."""
     if target.view == View.AXIAL:
         raise ValueError("axial planes take axial_contours")
-    mask = section_mask(slabs, target)
+    if not isinstance(sections, RoiSections):
+        sections = RoiSections.from_slabs(sections)
+    mask = sections.mask(target)
     if not mask.any():
         return []
-    return _trace(mask.astype(np.float32), target, 0.5)
+    rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    window = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(columns[0] - 1, 0), columns[-1] + 2))
+    return _trace(mask[window].astype(np.float32), target, 0.5, window)
 
 
 def section_mask(slabs: Sequence[Slab], target: Plane) -> np.ndarray:
     """Pixels of the plane inside the ROI (even-odd within each contour plane), (rows, columns) bool."""
-    u = target.u.positions_mm
-    z_rows = target.v.positions_mm  # v is z on sagittal and coronal planes
-    mask = np.zeros(target.shape, dtype=bool)
-    line_axis = 0 if target.fixed_axis == 0 else 1  # x = const (sagittal) or y = const (coronal)
-    for slab in slabs:
-        rows = np.nonzero((z_rows >= slab.z_lo_mm) & (z_rows < slab.z_hi_mm))[0]
-        if not len(rows):
-            continue
-        inside = np.zeros(len(u), dtype=bool)
-        for polygon in slab.plane.polygons:
-            for a, b in _chord(polygon, line_axis, target.fixed_mm):
-                inside ^= (u >= a) & (u < b)
-        if inside.any():
-            mask[rows] |= inside
-    return mask
+    return RoiSections.from_slabs(slabs).mask(target)
 
 
 def dose_on_plane(
@@ -143,9 +204,11 @@ def isodose_lines(dose: DoseGrid, target: Plane, levels_gy: Sequence[float]) -> 
 
 
 # --------------------------------------------------------------------- helpers
-def _trace(values: np.ndarray, target: Plane, level: float) -> list[np.ndarray]:
-    """contourpy on a (rows, columns) array of the plane, padded so outlines close at the edges."""
-    u, v = target.u.positions_mm, target.v.positions_mm
+def _trace(
+    values: np.ndarray, target: Plane, level: float, window: tuple[slice, slice] = (slice(None), slice(None))
+) -> list[np.ndarray]:
+    """contourpy on (part of) a plane's pixels, padded so outlines close at the edges."""
+    u, v = target.u.positions_mm[window[1]], target.v.positions_mm[window[0]]
     pu = np.concatenate([[u[0] - target.u.step_mm], u, [u[-1] + target.u.step_mm]])
     pv = np.concatenate([[v[0] - target.v.step_mm], v, [v[-1] + target.v.step_mm]])
     padded = np.pad(values, 1)
@@ -153,19 +216,6 @@ def _trace(values: np.ndarray, target: Plane, level: float) -> list[np.ndarray]:
         pu, pv, padded, name="serial", line_type=contourpy.LineType.Separate
     )
     return [np.asarray(line) for line in generator.lines(level) if len(line) > 1]
-
-
-def _chord(polygon: np.ndarray, line_axis: int, at_mm: float) -> list[tuple[float, float]]:
-    """Where the line (coordinate ``line_axis`` == ``at_mm``) runs inside one closed polygon (even-odd)."""
-    a = polygon[:, line_axis]
-    b = polygon[:, 1 - line_axis]
-    a1, b1 = np.roll(a, -1), np.roll(b, -1)
-    straddles = (a <= at_mm) != (a1 <= at_mm)  # half-open rule: a vertex on the line counts once
-    if not straddles.any():
-        return []
-    t = (at_mm - a[straddles]) / (a1[straddles] - a[straddles])
-    crossings = np.sort(b[straddles] + t * (b1[straddles] - b[straddles]))
-    return [(float(crossings[n]), float(crossings[n + 1])) for n in range(0, len(crossings) - 1, 2)]
 
 
 def _interpolate(

@@ -79,10 +79,16 @@ class Viewer {
     const current = () => view.loadToken === token;
     const pending = { geometry: null, dose: null, blend: null, shown: false };
     const wants = this.requestsFor(view);
+    const mark = (layers) => {
+      if (layers.geometry) view.element.dataset.geometry = String(index);
+      if (layers.dose) view.element.dataset.dose = String(index);
+    };
     const apply = (layers) => {
       if (!current()) return;
-      if (pending.shown) view.setLayers(layers);
-      else Object.assign(pending, layers);
+      if (pending.shown) {
+        view.setLayers(layers);
+        mark(layers);
+      } else Object.assign(pending, layers);
     };
     if (wants.geometry) this.geometry(view.view, index).then((g) => apply({ geometry: g }), (e) => this.problem(e));
     if (wants.dose) this.api.plane(`dose/${view.view}/${index}`).then((d) => apply({ dose: d }), (e) => this.problem(e));
@@ -96,8 +102,8 @@ class Viewer {
       pending.shown = true;
       view.setLayers({ plane, image, geometry: pending.geometry, dose: pending.dose, blend: pending.blend,
         window: true });
-      view.element.dataset.index = String(index);
       view.element.dataset.loaded = String(index);
+      mark(pending);
     } catch (error) {
       this.problem(error);
     }

@@ -15,7 +15,7 @@ export class SliceView {
     this.view = view;
     this.secondary = Boolean(options.secondary); // shows the registered series instead of the primary
     this.canvas = element.querySelector("canvas");
-    this.caption = element.querySelector("figcaption");
+    this.caption = element.querySelector(".caption");
     this.slider = element.querySelector("input[type=range]");
     this.ctx = this.canvas.getContext("2d");
     this.index = 0;
@@ -67,7 +67,8 @@ export class SliceView {
     const plane = this.blend;
     if (!plane) return;
     const [lo, hi] = this.viewer.secondaryRange(plane);
-    paint(this.blendCanvas, plane, COLORMAPS[this.viewer.blendColormap()], lo, hi, 255);
+    // Fusion look: the brighter the registered image, the more it shows (dark background stays clear).
+    paint(this.blendCanvas, plane, COLORMAPS[this.viewer.blendColormap()], lo, hi, 255, -Infinity, true);
   }
 
   renderDose() {
@@ -139,8 +140,9 @@ export class SliceView {
         this.dose.columns * t.sx, this.dose.rows * t.sy);
     }
     if (this.geometry) {
-      this.drawContours(t);
+      // Contours last: where a target and its covering isodose line coincide, the target stays visible.
       if (this.viewer.showIsodose) this.drawIsodose(t);
+      this.drawContours(t);
     }
     this.drawCrosshair(t);
     this.drawLabels();
@@ -311,9 +313,9 @@ export class SliceView {
   }
 }
 
-// Values of a plane through a colour table into an offscreen canvas (transparent where there is no data
-// and, for the dose wash, below `floor`).
-function paint(canvas, plane, lut, lo, hi, alpha, floor = -Infinity) {
+// Values of a plane through a colour table into an offscreen canvas: transparent where there is no data and,
+// for the dose wash, below `floor`; with `ramp` the opacity follows the value (fused images).
+function paint(canvas, plane, lut, lo, hi, alpha, floor = -Infinity, ramp = false) {
   canvas.width = plane.columns;
   canvas.height = plane.rows;
   const ctx = canvas.getContext("2d");
@@ -332,7 +334,7 @@ function paint(canvas, plane, lut, lo, hi, alpha, floor = -Infinity) {
     px[o] = lut[i * 3];
     px[o + 1] = lut[i * 3 + 1];
     px[o + 2] = lut[i * 3 + 2];
-    px[o + 3] = alpha;
+    px[o + 3] = ramp ? i : alpha;
   }
   ctx.putImageData(data, 0, 0);
 }
