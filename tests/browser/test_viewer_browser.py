@@ -115,10 +115,10 @@ def target_ptv(world: ViewerWorld) -> tuple[Roi, tuple[int, int, int]]:
 
 
 def test_the_viewer_shows_a_plan_scrolls_and_toggles_with_pixels_where_they_belong(
-    viewer_world: ViewerWorld,
+    viewer_world: ViewerWorld,  # noqa: F811 - the fixture imported above
     live_server,
     browser: Browser,
-    artifacts_dir: Path,  # noqa: F811
+    artifacts_dir: Path,
 ) -> None:
     client = Client()
     client.force_login(viewer_world.users["images"])
