@@ -11,11 +11,13 @@ Rules for a SOP Instance UID that is already stored:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils.module_loading import import_string
 from pydicom.dataset import Dataset
 
 from rtbank.catalog.models import (
@@ -40,6 +42,16 @@ from rtbank.eventlog.models import Outcome
 from rtbank.eventlog.services import log_event
 
 LOCAL_ISSUER = "LOCAL"
+# Filing classifiers, consulted in this order before an object is filed (explicit, like the pipeline's
+# stages): ``classify(ds, keys, source) -> Claim | None``. The first claim decides. A claimed object is not
+# clinical data: it is filed under the claim's issuer (its own patients) and handed to the claim's
+# ``attach`` after filing, in the same transaction. The receive path is not involved.
+FILING_CLASSIFIERS: list[str] = [
+    "rtbank.audits.collection.classify",  # what audit participants send back
+]
+# Patients under issuers starting with this hold returned audit data (issuer "audit:<audit>:<participant>"):
+# pseudonymous, never clinical — not in the inbox, not matched by rules, never assigned to a project.
+AUDIT_ISSUER = "audit:"
 
 
 class Filed(StrEnum):
@@ -72,10 +84,41 @@ class Source:
     called_ae: str = ""
     spool_name: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
+    claim: Claim | None = None  # set by classify(): not clinical data
 
     @property
     def actor(self) -> str:
         return f"{self.calling_ae}@dicom" if self.via == "dicom" else self.via
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A filing classifier's verdict on one object: it belongs to another area, not to the clinical data."""
+
+    issuer: str  # the patient key's issuer, e.g. "audit:12:3"
+    attach: str  # dotted path of attach(instance, claim), called after filing in the filing transaction
+    details: dict[str, Any] = field(default_factory=dict)  # kept in the instance's provenance
+
+
+def classify(ds: Dataset, keys: InstanceKeys, source: Source) -> Source:
+    """``source`` with the first classifier's claim (and the claim in its provenance), or unchanged."""
+    for dotted in FILING_CLASSIFIERS:
+        claim = import_string(dotted)(ds, keys, source)
+        if claim is not None:
+            return replace(source, claim=claim, provenance={**source.provenance, "claim": claim.details})
+    return source
+
+
+def attach_claimed(instance: Instance, source: Source) -> None:
+    """After filing a claimed object: hand it to the area that claimed it (same transaction)."""
+    if source.claim is not None:
+        import_string(source.claim.attach)(instance, source.claim)
+
+
+def audit_return_q(prefix: str = "") -> Q:
+    """Patients holding returned audit data (``prefix``: the path from another model, e.g.
+    ``series__study__patient__``)."""
+    return Q(**{f"{prefix}issuer__startswith": AUDIT_ISSUER})
 
 
 @dataclass
@@ -123,7 +166,11 @@ def file_object(ds: Dataset, keys: InstanceKeys, stored: StoredFile, source: Sou
 
 
 def issuer_of(keys: InstanceKeys, source: Source) -> str:
-    return keys.issuer_of_patient_id or source.institution_code or LOCAL_ISSUER
+    if source.claim is not None:
+        return source.claim.issuer
+    issuer = keys.issuer_of_patient_id or source.institution_code or LOCAL_ISSUER
+    # An unclaimed object cannot hide among audit returns by naming their issuer itself.
+    return f"dicom:{issuer}"[:64] if issuer.startswith(AUDIT_ISSUER) else issuer
 
 
 def prepare_hierarchy(filings: list[tuple[InstanceKeys, Source]], cache: FilingCache) -> None:

@@ -128,8 +128,11 @@ def common_grid(
             break
         spacing *= max(1.05, (float(np.prod(counts)) / max_voxels) ** (1 / 3))
     origin = lo - MARGIN_VOXELS * spacing + spacing / 2
-    return Grid((float(origin[0]), float(origin[1]), float(origin[2])), spacing,
-                (int(counts[2]), int(counts[1]), int(counts[0])))
+    return Grid(
+        (float(origin[0]), float(origin[1]), float(origin[2])),
+        spacing,
+        (int(counts[2]), int(counts[1]), int(counts[0])),
+    )
 
 
 def rasterise(slabs: Sequence[Slab], grid: Grid) -> np.ndarray:
@@ -258,8 +261,9 @@ def compare_masks(
     reference_volume_cc: float | None = None,
 ) -> Agreement:
     """Agreement of two masks on ``grid`` (volumes from voxel counts unless given)."""
-    return agreement(Delineation(test, grid, test_volume_cc),
-                     Delineation(reference, grid, reference_volume_cc))
+    return agreement(
+        Delineation(test, grid, test_volume_cc), Delineation(reference, grid, reference_volume_cc)
+    )
 
 
 def compare_rois(
@@ -282,7 +286,9 @@ def compare_rois(
     reference_slabs = slabs_of(reference, reference_planes_mm)
     grid = common_grid([test_slabs, reference_slabs], spacing_mm, max_voxels)
     return compare_masks(
-        rasterise(test_slabs, grid), rasterise(reference_slabs, grid), grid,
+        rasterise(test_slabs, grid),
+        rasterise(reference_slabs, grid),
+        grid,
         test_volume_cc=float(roi_volume_cc(test_slabs)),
         reference_volume_cc=float(roi_volume_cc(reference_slabs)),
     )

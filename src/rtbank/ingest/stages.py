@@ -23,7 +23,16 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from rtbank.catalog.blobstore import LocalBlobStore, blob_store, make_key
-from rtbank.catalog.indexing import Filed, FilingCache, Source, StoredFile, file_object, prepare_hierarchy
+from rtbank.catalog.indexing import (
+    Filed,
+    FilingCache,
+    Source,
+    StoredFile,
+    attach_claimed,
+    classify,
+    file_object,
+    prepare_hierarchy,
+)
 from rtbank.dicom.keys import InstanceKeys
 from rtbank.dicom.validate import RejectedDicom, check_part10_bytes, dataset_offset
 from rtbank.eventlog.models import Outcome
@@ -102,6 +111,7 @@ def _parse(item: WorkItem, batch: Batch) -> Parsed:
         keys = InstanceKeys.from_dataset(ds)
     except (RejectedDicom, InvalidDicomError, ValueError, TypeError, RecursionError) as exc:
         raise PermanentError(f"cannot file this object: {exc}") from exc
+    source = classify(ds, keys, source)  # e.g. returned audit data: filed apart from clinical data
     return Parsed(path, data, ds, keys, summary.transfer_syntax_uid, source)
 
 
@@ -129,6 +139,8 @@ def ingest_item(item: WorkItem, batch: Batch) -> dict[str, Any] | None:
         transfer_syntax_uid=parsed.transfer_syntax_uid,
     )
     result = file_object(parsed.ds, parsed.keys, stored, parsed.source, cache)
+    if result.instance is not None and result.outcome != Filed.QUARANTINED:
+        attach_claimed(result.instance, parsed.source)
     if result.outcome != Filed.DUPLICATE:
         store.put_file(parsed.path, stored.blob_key)
         _once(batch, "sync-blobs", lambda: batch.before_commit.append(store.sync))

@@ -26,6 +26,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from rtbank.catalog.indexing import audit_return_q
+from rtbank.catalog.indexing import audit_return_q
 from rtbank.catalog.models import Instance, InstanceState, Patient, PlanBundleMember
 from rtbank.projects.models import (
     AccessLog,
@@ -179,6 +180,7 @@ class Access:
     def inbox_patients(self) -> QuerySet[Patient]:
         """Patients with data in no project, for site admins (all) and data managers (their institution)."""
         unassigned = Patient.objects.exclude(Exists(ProjectSubject.objects.filter(patient=OuterRef("pk"))))
+        unassigned = unassigned.exclude(audit_return_q())  # returned audit data is not clinical: never in the inbox
         unassigned = unassigned.exclude(audit_return_q())  # returned audit data is not clinical: never in the inbox
         if self.site_admin:
             return unassigned

@@ -17,6 +17,7 @@ import pydicom
 from django.db.models import Q, QuerySet
 
 from rtbank.catalog.blobstore import blob_store
+from rtbank.catalog.indexing import audit_return_q
 from rtbank.catalog.models import Instance, InstanceState, Roi
 from rtbank.projects.models import Project
 from rtbank.rules.conditions import Condition, Facts, parse
@@ -41,6 +42,7 @@ def candidates(rule: Rule, condition: Condition, base: QuerySet[Instance] | None
     """Current objects the rule may see that pass the SQL form of its conditions."""
     qs = (base if base is not None else Instance.objects.all()).filter(state=InstanceState.CURRENT,
                                                                        series__isnull=False)
+    qs = qs.exclude(audit_return_q("series__study__patient__"))  # returned audit data is not clinical data
     if rule.project_id is not None:
         qs = qs.filter(eligible_q(rule.project))
     narrowed = condition.to_q()
