@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import DATA
 from tests.integration.rtbank_env import RtbankEnv, wait_for
 from tests.integration.rules_setup import KINDS, setup_world, sql
@@ -15,6 +17,7 @@ from tests.rules.helpers import COURSE, RECORDS
 from tests.rules.servers import smtp_server
 
 INBOX = DATA / "rt-utils"  # PHANTOM_EXAMPLE: in no project
+pytestmark = pytest.mark.db  # runs again on PostgreSQL
 HARVESTED = DATA / "pyplanscoring" / "pinnacle_dicom_plan1"  # 2018_Comp_Lung: collected by a harvest run
 
 
@@ -54,7 +57,11 @@ from rtbank.catalog.models import Instance, Patient
 from rtbank.projects.models import Project
 from rtbank.projects.services import assign_patient
 assign_patient(Project.objects.get(code="TRIAL"), Patient.objects.get(patient_id="brain"), actor="test")
-Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung").update(provenance={"harvest_run": 1})
+from rtbank.harvest.models import HarvestRun
+from rtbank.institutions.models import Node
+pacs = Node.objects.create(name="PACS", ae_title="PACS", host="127.0.0.1", port=104, roles=["harvest"])
+run = HarvestRun.objects.create(source=pacs, created_by="test")  # a kept run
+Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung").update(provenance={"harvest_run": run.pk})
 out = Instance.objects.update(received_at=timezone.now() - dt.timedelta(days=120))  # everything idle for 120 days
 """)
     kept = {pid: uids(env, pid) for pid in ("brain", "2018_Comp_Lung")}

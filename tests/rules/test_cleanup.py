@@ -15,7 +15,9 @@ from pydicom.uid import generate_uid
 
 from rtbank.catalog.blobstore import blob_store
 from rtbank.catalog.models import Instance, Patient
+from rtbank.harvest.models import HarvestRun
 from rtbank.ingest.importer import import_paths
+from rtbank.institutions.models import Node
 from rtbank.notifications.models import Notification
 from rtbank.projects.services import assign_patient, assign_plan, grant
 from rtbank.rules import cleanup
@@ -36,6 +38,8 @@ def archive(world: dict) -> dict:
     2018_Comp_SRS-Brain (AAR, nowhere but recent). All but the last arrived 120 days ago."""
     import_paths([COURSE, RECORDS], {"institution": "ODE"})
     import_paths([DATA / "rt-utils"], {"institution": "ODE"})
+    source = Node.objects.create(name="PACS", ae_title="PACS", host="127.0.0.1", port=104, roles=["harvest"])
+    HarvestRun.objects.create(pk=7, source=source, created_by="test")  # kept by default
     import_paths([DATA / "pyplanscoring/pinnacle_dicom_plan1"], {"institution": "ODE", "harvest_run": 7})
     import_paths([DATA / "pyplanscoring/gammaplan_srs"], {"institution": "AAR"})
     drain()
@@ -136,10 +140,12 @@ def test_data_an_area_declares_retained_is_kept(archive: dict, monkeypatch: pyte
     assert result["deleted"]  # the rest of the patient went
 
 
-def test_harvested_data_is_retained_until_the_harvest_area_answers_itself(archive: dict) -> None:
+def test_data_of_kept_harvest_runs_is_retained(archive: dict) -> None:
     lung = list(Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung")
                 .values_list("pk", flat=True))
-    assert lung and is_retained(lung) == set(lung)
+    assert lung and is_retained(lung) == set(lung)  # run 7 of the archive is kept
+    HarvestRun.objects.filter(pk=7).update(keep=False)
+    assert is_retained(lung) == set()  # a run that is not kept retains nothing
 
 
 def test_expired_grants_and_unrenewed_projects_are_recorded_once(world: dict) -> None:

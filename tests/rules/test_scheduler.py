@@ -93,7 +93,7 @@ def test_n_workers_ticking_at_once_run_each_job_once(schedule: dict) -> None:
     assert WorkItem.objects.get(key__startswith="nightly").payload["result"] == {"ran": "2026-03-10"}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # a worker loop closes connections left in a transaction
 def test_a_running_worker_schedules_but_draining_does_not(schedule: dict) -> None:
     Worker(poll_s=0.01).run(until_idle=True)  # tests and `import --wait` drain only
     assert not WorkItem.objects.filter(kind="job").exists()
@@ -102,7 +102,7 @@ def test_a_running_worker_schedules_but_draining_does_not(schedule: dict) -> Non
     assert WorkItem.objects.filter(kind="job").count() == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_job_removed_from_settings_fails_with_a_reason(schedule: dict, settings: Any) -> None:
     scheduler.tick("w", at("2026-03-10T03:00:00"))
     settings.SCHEDULE = {}

@@ -6,10 +6,12 @@ An object is retained when
   bundle (:func:`rtbank.projects.access.instances_in` for every project, whatever its status), or an
   earlier version of such an object;
 * an area declares it retained: any app whose ``AppConfig`` has ``retained_instances`` (a dotted path or a
-  callable returning a queryset of ``Instance`` ids, e.g. ``Instance.objects.filter(...).values("pk")``).
-  The harvest area declares the objects of kept harvest runs, the audits area the objects in audits;
-* until the harvest area declares its own answer, every object that arrived through a harvest run
-  (``Instance.provenance['harvest_run']``) — conservative, never less than the area will say.
+  callable returning a queryset of ``Instance`` ids, e.g. ``Instance.objects.filter(...).values("pk")``) —
+  the audits area declares the objects of its cases and returns;
+* until the harvest area declares its answer (``retained_instances`` on its AppConfig, e.g. its
+  ``rtbank.harvest.services.retained_instance_ids``), the harvest rule is asked here of its tables, erring
+  on the side of keeping: every object that arrived through a harvest run (``provenance['harvest_run']``)
+  except runs marked not kept, and every object a kept run wanted.
 
 The answer is a queryset (a subquery), so the cleanup can exclude retained data in SQL on any archive size.
 """
@@ -29,7 +31,7 @@ Provider = Callable[[], QuerySet]
 
 
 def providers() -> dict[str, Provider]:
-    """Each declaring area's ``retained_instances`` (app label → callable)."""
+    """Each area's answer (app label → callable returning a queryset of ``Instance`` ids)."""
     found: dict[str, Provider] = {}
     for config in apps.get_app_configs():
         declared = getattr(config, "retained_instances", None)
@@ -54,11 +56,26 @@ def retained_q() -> Q:
     for provide in declared.values():
         q |= Q(pk__in=provide())
     if "harvest" not in declared:
-        q |= Q(provenance__has_key="harvest_run")
+        q |= _harvested()
     # Earlier versions of a retained object are its history: kept with it.
     retained_uids = Instance.objects.filter(in_any_project()).values("sop_instance_uid")
     q |= Q(sop_instance_uid__in=retained_uids)
     return q
+
+
+def _harvested() -> Q:
+    """Harvested objects, asked of the harvest tables when the area has not declared its own answer."""
+    try:
+        run_model = apps.get_model("harvest", "HarvestRun")
+        object_model = apps.get_model("harvest", "HarvestObject")
+    except LookupError:
+        return Q(provenance__has_key="harvest_run")
+    dropped = list(run_model.objects.filter(keep=False).values_list("pk", flat=True))
+    q = Q(provenance__has_key="harvest_run")
+    if dropped:  # ids as a list: a JSON key compared with a subquery is not portable (PostgreSQL jsonb)
+        q &= ~Q(provenance__harvest_run__in=dropped)
+    wanted = object_model.objects.filter(run__keep=True, wanted=True).values("sop_instance_uid")
+    return q | Q(sop_instance_uid__in=wanted)
 
 
 def retained_instances() -> QuerySet[Instance]:

@@ -56,6 +56,7 @@ class Worker:
                 if until_idle and not self._pending_now():
                     break
                 self.stop.wait(self.poll_s)
+        self.stop.set()  # also ends the lease-renewal thread of a worker that ran until idle
         logger.info("worker %s stopped after %d rows", self.id, self.processed)
         return self.processed
 
