@@ -20,6 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from rtbank.catalog.models import Instance, InstanceState, Reference, StructureSet, TreatmentRecord
+from rtbank.dicom import sop
 from rtbank.dicom.keys import date as dicom_date
 from rtbank.dicom.references import references
 from rtbank.dicom.rtobjects import StructureSetInfo
@@ -40,7 +41,17 @@ RETURN_KEYS: dict[str, dict[str, Any]] = {
     "RTRECORD": {"TreatmentDate": "", "ReferencedRTPlanSequence": []},
     "RTDOSE": {"ReferencedRTPlanSequence": [], "ReferencedStructureSetSequence": []},
     "RTPLAN": {"ReferencedStructureSetSequence": [], "ReferencedDoseSequence": []},
+    # A registration's references live in these sequences; a source answering them spares reading the
+    # object (step 7 looks at every registration of the patient: on a source without C-GET, reading them
+    # would mean moving registrations of untreated plans into rtbank).
+    "REG": {
+        "RegistrationSequence": [],
+        "DeformableRegistrationSequence": [],
+        "ReferencedSeriesSequence": [],
+        "StudiesContainingOtherReferencedInstancesSequence": [],
+    },
 }
+REGISTRATION_SEQUENCES = ("RegistrationSequence", "DeformableRegistrationSequence")
 # The kind an object has when the source does not return its SOP Class UID (e.g. Orthanc without storage access).
 MODALITY_KIND = {
     "RTRECORD": "record",
@@ -270,17 +281,31 @@ class Session:
     def list_series(self, series: HarvestSeries) -> list[HarvestObject]:
         """The instances of one series (image-level C-FIND within the series; hierarchical)."""
         if not series.listed and series.node is not None:
-            keys = {
+            keys: dict[str, Any] = {
                 "StudyInstanceUID": series.study_uid,
                 "SeriesInstanceUID": series.series_uid,
                 "SOPInstanceUID": "",
-                "SOPClassUID": "",
                 "InstanceNumber": "",
-                "FrameOfReferenceUID": "",
-                "Modality": "",
-                **RETURN_KEYS.get(series.modality, {}),
             }
-            answers = self.find(series.node, "IMAGE", keys)
+            if series.modality in IMAGE_MODALITIES:
+                # Images are only counted and skipped by UID: ask nothing a PACS must open each file for
+                # (Orthanc with StorageAccessOnFind reads every instance for a key outside its index).
+                if not series.frame_uid:
+                    keys["FrameOfReferenceUID"] = ""
+            else:
+                keys.update(
+                    {"SOPClassUID": "", "FrameOfReferenceUID": "", "Modality": ""},
+                    **RETURN_KEYS.get(series.modality, {}),
+                )
+            try:
+                answers = self.find(series.node, "IMAGE", keys)
+            except dimse.QueryRefused:
+                if series.modality not in RETURN_KEYS:
+                    raise
+                # Some SCPs refuse identifiers with sequence return keys: ask again without them.
+                for extra in RETURN_KEYS[series.modality]:
+                    keys.pop(extra, None)
+                answers = self.find(series.node, "IMAGE", keys)
             self._store_answers(series, answers)
             HarvestSeries.objects.filter(pk=series.pk).update(listed=True)
             series.listed = True
@@ -302,7 +327,9 @@ class Session:
             sop_class = str(a.get("SOPClassUID", "") or "")
             refs: list[list[str]] | None = None
             dated = series.modality != "RTRECORD" or bool(a.get("TreatmentDate"))
-            if answered and dated:
+            if series.modality == "REG":
+                refs = _registration_refs(a)
+            elif answered and dated:
                 refs = [
                     [SEQUENCE_REFS[k], str(item.get("ReferencedSOPInstanceUID", ""))]
                     for k in answered
@@ -627,6 +654,20 @@ class Session:
             outcome=outcome,
             details={"node": node.name, "step": self.step, "objects": count},
         )
+
+
+def _registration_refs(answer: Any) -> list[list[str]] | None:
+    """A registration's references from a C-FIND answer carrying its sequences; ``None`` if not answered.
+
+    Every registration has a (Deformable)RegistrationSequence, so an answer without one means the source
+    does not return sequences, not that the registration references nothing.
+    """
+    if not any(len(answer.get(k) or []) for k in REGISTRATION_SEQUENCES):
+        return None
+    if not answer.get("SOPClassUID"):
+        deformable = len(answer.get("DeformableRegistrationSequence") or [])
+        answer.SOPClassUID = sop.DEFORMABLE_REGISTRATION if deformable else sop.SPATIAL_REGISTRATION
+    return [[r.kind.value, r.target_uid] for r in references(answer)]
 
 
 def _known(obj: HarvestObject) -> bool:

@@ -76,15 +76,18 @@ def _continue_after_failed_steps(run: HarvestRun) -> bool:
     from rtbank.harvest.walk import STEPS
     from rtbank.work import services as work
 
+    failed = list(
+        WorkItem.objects.filter(kind=jobs.STEP, key__startswith=jobs.key(run.pk, ""), state=WorkState.FAILED)
+    )
+    if not failed:
+        return False
     keys = set(
         WorkItem.objects.filter(kind=jobs.STEP, key__startswith=jobs.key(run.pk, "")).values_list(
             "key", flat=True
         )
     )
     added = False
-    for item in WorkItem.objects.filter(
-        kind=jobs.STEP, key__startswith=jobs.key(run.pk, ""), state=WorkState.FAILED
-    ):
+    for item in failed:
         step = item.payload.get("step", "")
         if step not in STEPS or STEPS.index(step) + 1 >= len(STEPS):
             continue

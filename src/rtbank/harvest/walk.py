@@ -168,7 +168,6 @@ def find_chunk(s: Session, level: str, first: dt.date, last: dt.date) -> Found:
             records += s.list_series(row)
     s.content(records)
     for record in records:
-        record.refresh_from_db()
         if record.treatment_date and _in_window(run, record.treatment_date):
             found.add(record)
     return found
@@ -184,7 +183,6 @@ def find_patient(s: Session, patient: str) -> Found:
         records += s.list_series(row)
     s.content(records)
     for record in records:
-        record.refresh_from_db()
         if record.treatment_date is None and (run.date_from or run.date_to):
             continue
         if record.treatment_date is None or _in_window(run, record.treatment_date):
@@ -274,7 +272,6 @@ def _structure_sets(s: Session, plan: HarvestPlan) -> list[HarvestObject]:
     if obj is None:
         return []
     s.content([obj])
-    obj.refresh_from_db()
     structs = _by_uid(s.inventory(plan.patient_id, "RTSTRUCT"))
     return [structs[uid] for uid in _targets(obj, "structure_set") if uid in structs]
 
@@ -293,7 +290,6 @@ def s03_doses(s: Session, plan: HarvestPlan) -> StepOutcome:
     doses = s.content(s.inventory(plan.patient_id, "RTDOSE"))
     wanted = []
     for dose in doses:
-        dose.refresh_from_db()
         plans, ss = _targets(dose, "plan"), _targets(dose, "structure_set")
         if plan.plan_uid in plans or dose.sop_instance_uid in named or (not plans and structs & set(ss)):
             wanted.append(dose)
@@ -305,7 +301,6 @@ def s04_records(s: Session, plan: HarvestPlan) -> StepOutcome:
     records = s.content(s.inventory(plan.patient_id, "RTRECORD"))
     wanted = []
     for record in records:
-        record.refresh_from_db()
         if record.kind in RECORD_KINDS and plan.plan_uid in _targets(record, "plan"):
             wanted.append(record)
     s.retrieve(wanted)
@@ -316,7 +311,6 @@ def s05_contour_image(s: Session, plan: HarvestPlan) -> StepOutcome:
     """Find the planning series: the first contour's image, else the series the structure set names."""
     series_by_uid = {r.series_uid: r for r in s.image_series(plan.patient_id)}
     for ss in _structure_sets(s, plan):
-        ss.refresh_from_db()
         named = [series_by_uid[u] for u in _targets(ss, "series") if u in series_by_uid]
         if ss.first_contour_image:
             for row in named + [r for r in series_by_uid.values() if r not in named]:
@@ -354,7 +348,6 @@ def _registrations(s: Session, plan: HarvestPlan) -> list[HarvestObject]:
     regs = s.content(s.inventory(plan.patient_id, "REG"))
     found = []
     for reg in regs:
-        reg.refresh_from_db()
         if reg.kind not in REGISTRATION_KINDS:
             continue
         if (

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -114,36 +114,60 @@ class Command(RtbankCommand):
                 )
 
     def _work(self, run: HarvestRun, live: bool) -> bool:
-        """Process the run's rows (and the ingest of what arrives) in this process until it is finished."""
+        """Process the run's rows in this process until it is finished, filing what arrives meanwhile.
+
+        The walk waits on the source during each C-MOVE; a second thread files the objects already
+        received at the same time (ingest rows only), so walking and filing overlap.
+        """
         worker = Worker([*jobs.KINDS, "ingest"], poll_s=settings.HARVEST_POLL_S)
+        filer = Worker(["ingest"], poll_s=settings.HARVEST_POLL_S)
         finished = threading.Event()
 
         def watch() -> None:
             console = Console(stderr=True)
             started = time.monotonic()
-            with (
-                Live(console=console, refresh_per_second=2, transient=True)
-                if live and console.is_terminal
-                else _Null() as view
-            ):
-                while not finished.wait(0.5):
-                    close_old_connections()
-                    p = services.progress(run)
-                    view.update(_table(run, p, time.monotonic() - started))
-                    if p.state != RunState.RUNNING:
-                        worker.stop.set()
-                        return
+            shown = live and console.is_terminal
+            try:
+                with (
+                    Live(console=console, refresh_per_second=2, transient=True) if shown else _Null() as view
+                ):
+                    while not finished.wait(0.5 if shown else 0.2):
+                        close_old_connections()
+                        if shown:
+                            p = services.progress(run)
+                            view.update(_table(run, p, time.monotonic() - started))
+                            state = p.state
+                        else:
+                            state = HarvestRun.objects.filter(pk=run.pk).values_list("state", flat=True)[0]
+                        if state != RunState.RUNNING:
+                            worker.stop.set()
+                            return
+            finally:
+                connections.close_all()
 
-        thread = threading.Thread(target=watch, name="harvest-progress", daemon=True)
-        thread.start()
+        def file_arrivals() -> None:
+            try:
+                filer.run()
+            finally:
+                connections.close_all()
+
+        threads = [
+            threading.Thread(target=watch, name="harvest-progress", daemon=True),
+            threading.Thread(target=file_arrivals, name="harvest-filer", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
         try:
             worker.run()
         except KeyboardInterrupt:
             worker.stop.set()
+            filer.stop.set()
             finished.set()
             return True
         finished.set()
-        thread.join(5)
+        filer.stop.set()
+        for thread in threads:
+            thread.join(10)
         return False
 
 
