@@ -35,3 +35,28 @@ def test_the_tg263_verb_replaces_the_list(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         call_command("tg263", str(sheet), stderr=StringIO())
     assert Tg263Name.objects.count() == 2  # a file without the TG-263 column changes nothing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sql_views_step_aside_while_migrations_change_tables() -> None:
+    from django.db import connection, models
+
+    from rtbank.analysis import sqlviews
+    from rtbank.catalog.models import Roi
+
+    names = {name for name, _ in sqlviews.VIEWS}
+    assert names <= sqlviews.existing_views(connection)
+    sqlviews.before_migrate()  # what `migrate` does first
+    assert not names & sqlviews.existing_views(connection)
+    old = Roi._meta.get_field("name")
+    wider = models.CharField(max_length=200, db_index=True)
+    wider.set_attributes_from_name("name")
+    wider.model = Roi
+    with connection.schema_editor() as editor:  # SQLite rebuilds the table; PostgreSQL alters the column type
+        editor.alter_field(Roi, old, wider)
+        editor.alter_field(Roi, wider, old)
+    sqlviews.after_migrate()  # and last
+    assert names <= sqlviews.existing_views(connection)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM rtbank_dvh_curves")
+        assert cursor.fetchone() == (0,)

@@ -172,9 +172,18 @@ def before_migrate(using: str = "default", **_: Any) -> None:
 
 
 def after_migrate(using: str = "default", **_: Any) -> None:
-    """``post_migrate``: views back, as this module defines them (once their migration is applied)."""
+    """``post_migrate``: views back, as this module defines them (once their migration is applied).
+
+    ``post_migrate`` also follows every ``flush`` (tests), which leaves the views alone: they are only made
+    when one is missing, i.e. after ``pre_migrate`` dropped them.
+    """
     from django.db import connections
 
     connection = connections[using]
-    if views_migration_applied(connection):
+    if views_migration_applied(connection) and not existing_views(connection) >= {name for name, _ in VIEWS}:
         create_views(connection)
+
+
+def existing_views(connection: Any) -> set[str]:
+    with connection.cursor() as cursor:
+        return {t.name for t in connection.introspection.get_table_list(cursor) if t.type == "v"}
