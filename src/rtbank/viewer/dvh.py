@@ -1,18 +1,24 @@
 """The DVH panel beside the image: the stored DVHs of the analysis area, else computed here on demand.
 
 Stored curves (``rtbank.analysis.models.PlanDvh``) are used when they were calculated from the same
-structure set and doses the viewer shows. Otherwise the viewer computes the DVHs itself with
-:func:`rtbank.dicom.dvh.dvhs_for_structure_set` in one background thread (a 30-ROI plan takes seconds)
-and keeps the curves in a bounded in-process cache; the page polls until they are there.
+structure set and doses the viewer shows. Otherwise the viewer computes the DVHs itself
+(:func:`rtbank.dicom.imaging.curves.dvh_curves`, i.e. :func:`rtbank.dicom.dvh.dvhs_for_structure_set`) in a
+separate process — seconds of CPU for a large structure set, which must not slow down scrolling in the web
+process — and keeps the curves in a bounded in-process cache; the page polls until they are there.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
 from typing import Any
 
-from rtbank.dicom.dvh import ENGINE_VERSION, dvhs_for_structure_set
+from rtbank.catalog.blobstore import blob_store
+from rtbank.dicom.dvh import ENGINE_VERSION
+from rtbank.dicom.imaging.curves import dvh_curves
 from rtbank.viewer import loading
 from rtbank.viewer.cache import LruCache
 from rtbank.viewer.dataset import ViewerDataset
@@ -21,8 +27,9 @@ logger = logging.getLogger("rtbank.viewer")
 COMPUTED: LruCache[dict[str, Any]] = LruCache(
     "dvh", 16 * loading.MB, lambda d: 2048 * len(d.get("rois", [])) + 256
 )
-_RUNNING: set[tuple[Any, ...]] = set()
-_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtbank-viewer-dvh")
+_RUNNING: dict[tuple[Any, ...], Future[dict[str, Any]]] = {}
+_LOCK = threading.Lock()
+_POOL: ProcessPoolExecutor | None = None
 
 
 def dvh_panel(dataset: ViewerDataset) -> dict[str, Any]:
@@ -38,39 +45,42 @@ def dvh_panel(dataset: ViewerDataset) -> dict[str, Any]:
     done = COMPUTED.peek(key)
     if done is not None:
         return done
-    if key not in _RUNNING:
-        _RUNNING.add(key)
-        _EXECUTOR.submit(_compute, key, ss, list(doses), fractions)
+    paths = [blob_store().local_path(f.blob_key) for f in (ss, *doses)]
+    if any(p is None for p in paths):
+        return {"status": "unavailable", "reason": "DVHs are calculated from local files only", "rois": []}
+    with _LOCK:
+        if key not in _RUNNING:
+            future = _pool().submit(dvh_curves, str(paths[0]), [str(p) for p in paths[1:]], fractions)
+            _RUNNING[key] = future
+            future.add_done_callback(partial(_finished, key))
     return {"status": "computing", "rois": []}
 
 
-def _compute(key: tuple[Any, ...], ss: Any, doses: list[Any], fractions: int | None) -> None:
+def wait_for_running(timeout_s: float) -> None:
+    """Block until the calculations under way are done (tests, benchmarks)."""
+    with _LOCK:
+        futures = list(_RUNNING.values())
+    for future in futures:
+        future.exception(timeout=timeout_s)
+
+
+def _finished(key: tuple[Any, ...], future: Future[dict[str, Any]]) -> None:
     try:
-        loaded = loading.dose(doses, fractions)
-        if loaded.grid is None:
-            COMPUTED.put(key, {"status": "error", "reason": loaded.error, "rois": []})
-            return
-        contours = loading.structures(ss).contours
-        results = dvhs_for_structure_set(contours, loaded.grid)
-        rois = []
-        for result in results:
-            curve = result.histogram.curve()
-            rois.append(
-                {
-                    "number": result.roi.number,
-                    "volume_cc": _round(result.volume_cc),
-                    "covered_cc": _round(result.covered_volume_cc),
-                    "step_gy": curve.dose_step_gy,
-                    "cumulative_cc": [round(v, 4) for v in curve.cumulative_cc],
-                    "flags": list(result.flags),
-                }
-            )
-        COMPUTED.put(key, {"status": "ok", "source": "computed", "engine": ENGINE_VERSION, "rois": rois})
-    except Exception as exc:  # noqa: BLE001 - reported to the page, never a dead thread
-        logger.exception("viewer DVH calculation failed")
-        COMPUTED.put(key, {"status": "error", "reason": str(exc)[:300], "rois": []})
-    finally:
-        _RUNNING.discard(key)
+        result = future.result()
+    except Exception as exc:  # noqa: BLE001 - a crashed calculation is reported to the page
+        logger.error("viewer DVH calculation failed: %s", exc)
+        result = {"status": "error", "reason": str(exc)[:300], "rois": []}
+    COMPUTED.put(key, result)
+    with _LOCK:
+        _RUNNING.pop(key, None)
+
+
+def _pool() -> ProcessPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        # "spawn": a fresh interpreter, never a fork of a multi-threaded web worker.
+        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _POOL
 
 
 def _stored(dataset: ViewerDataset) -> dict[str, Any] | None:
@@ -97,7 +107,3 @@ def _stored(dataset: ViewerDataset) -> dict[str, Any] | None:
         for r in found.rois.order_by("roi_number")
     ]
     return {"status": "ok", "source": "stored", "engine": found.engine_version, "rois": rois}
-
-
-def _round(value: float) -> float | None:
-    return None if value != value else round(float(value), 4)  # NaN → None (JSON has no NaN)

@@ -2,6 +2,8 @@
 // session and kind of request; every request is still checked). Planes arrive as uint16 with a linear scale:
 // value = offset + scale * raw, raw 0 = no data (see rtbank.dicom.imaging.encoding).
 
+const RETRY_MS = 250;
+
 export class ApiError extends Error {
   constructor(message, status) {
     super(message);
@@ -22,12 +24,22 @@ export class Api {
     return `${this.base}/${path}${query}`;
   }
 
+  // One retry after a short pause for server errors and dropped connections (a busy server, a database
+  // lock): scrolling must not leave a hole for a transient failure. 4xx answers are final.
   async fetch(path, params, signal) {
-    const response = await fetch(this.url(path, params), {
-      headers: { "X-Viewer-Session": this.token },
-      credentials: "same-origin",
-      signal,
-    });
+    const url = this.url(path, params);
+    const options = { headers: { "X-Viewer-Session": this.token }, credentials: "same-origin", signal };
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+      response = null;
+    }
+    if (!response || response.status >= 500) {
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      response = await fetch(url, options);
+    }
     if (!response.ok && response.status !== 202) {
       let message = `${response.status} ${response.statusText}`;
       try {

@@ -9,7 +9,8 @@ import {
   buildIsodoseLegend, buildRoiList, buildSeriesChoice, buildWindowPresets, setText, syncRoiChecks,
 } from "./controls.js";
 
-const PREFETCH = 4; // neighbouring slices fetched ahead in the direction of travel
+const PREFETCH = 4; // neighbouring slices whose images are fetched ahead in the direction of travel
+const PREFETCH_OVERLAYS = 2; // … and whose geometry and dose planes are
 const DVH_POLLS = 240; // at most 4 minutes of polling at 1 s
 
 class Viewer {
@@ -60,7 +61,6 @@ class Viewer {
     new ResizeObserver(() => Object.values(this.views).forEach((v) => v.resize())).observe(this.$(".views"));
     for (const name of ["axial", "sagittal", "coronal"]) this.load(this.views[name]);
     this.root.dataset.ready = "true";
-    this.loadDvh();
   }
 
   // ---------------------------------------------------------------- data
@@ -104,6 +104,10 @@ class Viewer {
         window: true });
       view.element.dataset.loaded = String(index);
       mark(pending);
+      if (!this.dvhStarted && view.view === "axial" && !view.secondary) {
+        this.dvhStarted = true; // DVHs may take seconds to calculate: ask once the first slice is up
+        setTimeout(() => this.loadDvh(), 300);
+      }
     } catch (error) {
       this.problem(error);
     }
@@ -132,13 +136,19 @@ class Viewer {
     return this.geometries.get(key);
   }
 
+  // Fetch ahead in the direction of travel: images further, geometry and dose for the next slices.
   prefetch(view) {
     const direction = this.direction.get(view.view) || 1;
+    const wants = this.requestsFor(view);
     for (let n = 1; n <= PREFETCH; n += 1) {
       const index = view.index + direction * n;
       if (index < 0 || index >= view.count) break;
       const series = view.secondary ? this.secondaryUid : this.manifest.primary.uid;
       this.api.plane(`image/${series}/${view.view}/${index}`).catch(() => {});
+      if (n <= PREFETCH_OVERLAYS && !view.secondary) {
+        if (wants.geometry) this.geometry(view.view, index).catch(() => {});
+        if (wants.dose) this.api.plane(`dose/${view.view}/${index}`).catch(() => {});
+      }
     }
   }
 
