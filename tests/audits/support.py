@@ -19,7 +19,9 @@ from django.test import Client
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from rtbank.audits.models import Participant
+from rtbank.audits import services
+from rtbank.audits.copies import copy_files
+from rtbank.audits.models import Audit, Participant, PseudonymousUid
 from rtbank.catalog.models import Instance, Patient
 from rtbank.ingest.importer import import_paths
 from rtbank.institutions.models import Institution, Node
@@ -32,6 +34,8 @@ NEXT_YEAR = dt.date.today() + dt.timedelta(days=365)
 # Filing, plan bundles, rules, and the audit's own work (other areas' kinds, e.g. DVHs, cost time here).
 KINDS = ["ingest", "analysis", "rules", "audit_copy", "audit_qa", "forward"]
 SEED = 2024
+ALL_CONTENTS = ["planning_images", "structure_set", "plan", "dose"]
+OPTIONS = ["retain_longitudinal_modified_dates", "clean_descriptors"]
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,9 @@ def add_nodes(world: AuditWorld, ports: list[int], host: str = "127.0.0.1") -> l
     return nodes
 
 
-def drain() -> None:
-    run_until_idle(KINDS)
+def drain(*, score: bool = True) -> None:
+    """Run the work these tests need; ``score=False`` leaves the audits' QA rows pending."""
+    run_until_idle(KINDS if score else [k for k in KINDS if k != "audit_qa"])
 
 
 def clinical_patients() -> set[tuple[str, str]]:
@@ -192,6 +197,56 @@ def edited_structure_set(
     target.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(target, enforce_file_format=True)
     return target
+
+
+def make_audit(
+    world: AuditWorld,
+    participants: int | list[Any] = 2,
+    *,
+    contents: list[str] | None = None,
+    options: list[str] | None = None,
+    **kwargs: Any,
+) -> Audit:
+    """An audit of every case's plan, its copies made by the worker."""
+    audit = services.create_audit(
+        world.access(),
+        world.project,
+        name="Audit A",
+        plans=[p.sop_instance_uid for p in world.plans],
+        participants=participants,
+        contents=contents or ALL_CONTENTS,
+        options=OPTIONS if options is None else options,
+        **kwargs,
+    )
+    services.request_copies(world.access(), audit)
+    drain()
+    return audit
+
+
+def copy_structure_sets(audit: Audit) -> dict[str, list[Path]]:
+    """Participant name → its copy's structure sets (one per case, ordered by original frame of reference)."""
+    out = {}
+    for p in audit.participants.order_by("copy_id"):
+        files = [f for f in copy_files(p) if f.name.startswith("structure-set")]
+        out[p.name] = sorted(files, key=lambda f: _original_frame(p, f))
+    return out
+
+
+def _original_frame(participant: Participant, path: Path) -> str:
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    frame = str(ds.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID)
+    return PseudonymousUid.objects.get(participant=participant, uid=frame).original_uid
+
+
+def send_back(
+    paths: list[Path], calling_ae: str = "CENTRE1", institution: str = "", *, score: bool = True
+) -> None:
+    """As if sent over DICOM by a participant's node (same spool and worker path as C-STORE)."""
+    info = {"via": "dicom", "calling_ae": calling_ae, "called_ae": "RTBANK"}
+    if institution:
+        info["institution"] = institution
+    import_paths(paths, info)
+    drain(score=score)
 
 
 def participant(world: AuditWorld, name: str) -> Participant:

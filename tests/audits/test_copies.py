@@ -26,27 +26,10 @@ from rtbank.dicom.dosegrid import DoseGrid
 from rtbank.dicom.dvh import dvhs_for_structure_set, report
 from rtbank.dicom.references import Ref, references
 from rtbank.projects.models import AccessLog
-from tests.audits.support import AuditWorld, Case, build_world, drain, thinned
+from tests.audits.support import ALL_CONTENTS, AuditWorld, Case, build_world, drain, make_audit, thinned
 from tests.dicom.test_anonymize_support import all_uids, dciodvfy_errors, reference_edges, uid_like_tokens
 
-ALL = ["planning_images", "structure_set", "plan", "dose"]
-OPTIONS = ["retain_longitudinal_modified_dates", "clean_descriptors"]
-
-
-def make_audit(world: AuditWorld, participants: int = 2, **kwargs) -> Audit:
-    audit = services.create_audit(
-        world.access(),
-        world.project,
-        name="Audit A",
-        plans=[p.sop_instance_uid for p in world.plans],
-        participants=participants,
-        contents=kwargs.pop("contents", ALL),
-        options=kwargs.pop("options", OPTIONS),
-        **kwargs,
-    )
-    services.request_copies(world.access(), audit)
-    drain()
-    return audit
+ALL = ALL_CONTENTS
 
 
 def sources_by_uid(world: AuditWorld) -> dict[str, Path]:

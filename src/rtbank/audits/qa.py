@@ -53,7 +53,7 @@ from rtbank.work.models import WorkItem
 from rtbank.work.registry import Batch, PermanentError
 
 logger = logging.getLogger("rtbank.audits")
-QA_MAX_VOXELS = 2_000_000
+QA_MAX_VOXELS = 1_000_000
 MIN_OTHERS_FOR_CONSENSUS = 2
 
 
@@ -187,6 +187,18 @@ def _compare_roi(
                     reference.rois[key][1].name,
                     Against.REFERENCE,
                     scores=agreement(mine, ref),
+                )
+            )
+        else:
+            rows.append(
+                _row(
+                    dataset,
+                    ret,
+                    standard,
+                    roi.name,
+                    "",
+                    Against.REFERENCE,
+                    note="the reference delineation has no such ROI",
                 )
             )
         others = [d.mask for other, d in drawn.items() if other != pid]

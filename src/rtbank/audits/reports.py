@@ -31,18 +31,46 @@ CSV_HEADER = [
 
 
 @dataclass
+class RoiRow:
+    """One participant's ROI in the report: its scores against the reference and against the consensus."""
+
+    standard_name: str
+    participant: str
+    roi_name: str
+    reference: RoiAgreement | None = None
+    consensus: RoiAgreement | None = None
+
+    @property
+    def note(self) -> str:
+        return "; ".join(r.note for r in (self.reference, self.consensus) if r is not None and r.note)
+
+    @property
+    def volume_cc(self) -> float | None:
+        for row in (self.reference, self.consensus):
+            if row is not None and row.volume_cc is not None:
+                return row.volume_cc
+        return None
+
+
+@dataclass
 class CaseReport:
     dataset: AuditDataset
-    # standard name -> participant name -> {"reference": RoiAgreement, "consensus": RoiAgreement}
-    rois: dict[str, dict[str, dict[str, RoiAgreement]]] = field(default_factory=dict)
+    rows: list[RoiRow] = field(default_factory=list)
     metrics: list[PlanMetric] = field(default_factory=list)
 
 
 def report(audit: Audit) -> list[CaseReport]:
     cases = {d.pk: CaseReport(d) for d in audit.datasets.all()}
-    for row in RoiAgreement.objects.filter(participant__audit=audit).select_related("participant"):
-        per_roi = cases[row.dataset_id].rois.setdefault(row.standard_name, {})
-        per_roi.setdefault(row.participant.name, {})[row.against] = row
+    rows: dict[tuple[int, str, str], RoiRow] = {}
+    agreements = RoiAgreement.objects.filter(participant__audit=audit).select_related("participant")
+    for agreement in agreements.order_by("dataset_id", "standard_name", "participant_id"):
+        key = (agreement.dataset_id, agreement.standard_name, agreement.participant.name)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = RoiRow(agreement.standard_name, agreement.participant.name, agreement.roi_name)
+            cases[agreement.dataset_id].rows.append(row)
+        setattr(row, "consensus" if agreement.against == Against.CONSENSUS else "reference", agreement)
+        row.roi_name = row.roi_name or agreement.roi_name
     for metric in PlanMetric.objects.filter(participant__audit=audit).select_related("participant"):
         cases[metric.dataset_id].metrics.append(metric)
     return list(cases.values())

@@ -6,8 +6,7 @@ from django.db import models
 
 
 class ReturnedObject(models.Model):
-    """A returned object, filed under its own pseudonymous patient (issuer ``audit:<audit>:<participant>``).
-    """
+    """A returned object, under its own pseudonymous patient (issuer ``audit:<audit>:<participant>``)."""
 
     participant = models.ForeignKey("audits.Participant", on_delete=models.CASCADE, related_name="returns")
     dataset = models.ForeignKey(
