@@ -26,7 +26,7 @@ SOLIDS = {
     "Spinal Cord": Solid("cylinder", 5.0, 30.0, axis="z", centre_mm=(0.0, 25.0, 0.0)),
     '=HYPERLINK("x")': Solid("sphere", 6.0, centre_mm=(-25.0, 0.0, 0.0)),
 }
-CT_Z = [float(z) for z in np.arange(-28.5, 28.6, 3.0)]  # on the contours' planes
+CT_Z = [float(z) for z in np.arange(-16.5, 16.6, 3.0)]  # on the contours' planes, 1.5 cm beyond them
 
 
 @dataclass

@@ -52,8 +52,8 @@ def test_completeness_is_shown_and_filterable(analysis_world: AnalysisWorld) -> 
         {
             "after": gap.gaps[0]["after"],
             "before": gap.gaps[0]["before"],
-            "from_mm": -22.5,
-            "to_mm": -16.5,
+            "from_mm": -10.5,
+            "to_mm": -4.5,
             "missing": 1,
         }
     ]
