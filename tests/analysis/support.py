@@ -75,6 +75,7 @@ def write_phantom_patient(
     treatment_dates: tuple[dt.date, ...] = (),
     prescription_gy: float = 70.0,
     fractions: int = 35,
+    dose_lower_mm: tuple[float, float, float] = (-45.0, -45.0, -45.0),
 ) -> PhantomPatient:
     """Write one patient; ``roi_names`` renames the solids (original name → name written)."""
     p = PhantomPatient(patient_id, folder)
@@ -89,9 +90,7 @@ def write_phantom_patient(
     _reference_ct(ss, p.ct_series_uid, study, ct_uids)
     p.structure_set_uid = ss.SOPInstanceUID
     plan = _plan(p, study, frame, prescription_gy, fractions)
-    dose = _patient(
-        linear_dose_dataset(DOSE, (-45.0, -45.0, -45.0), (37, 37, 37), 2.5, frame), p, study, frame
-    )
+    dose = _patient(linear_dose_dataset(DOSE, dose_lower_mm, (37, 37, 37), 2.5, frame), p, study, frame)
     ref = Dataset()
     ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = RT_PLAN_STORAGE, plan.SOPInstanceUID
     dose.ReferencedRTPlanSequence = [ref]

@@ -11,7 +11,7 @@ import pytest
 
 import rtbank.dicom.dvh as engine
 from rtbank.analysis import calculation
-from rtbank.analysis.models import DvhMetric, DvhState, PlanDvh, RoiDvh
+from rtbank.analysis.models import DvhMetric, DvhState, PatientCompleteness, PlanDvh, PlanSummary, RoiDvh
 from rtbank.catalog.models import Instance
 from rtbank.dicom.contours import StructureSet
 from rtbank.dicom.dosegrid import DoseGrid
@@ -151,3 +151,16 @@ def test_records_do_not_trigger_a_recalculation(tmp_path: Path) -> None:
     import_paths([tmp_path / "q"], {})
     run_until_idle()
     assert plan_dvh(patient).computed_at == first
+
+
+def test_a_target_outside_the_dose_grid_flags_the_plan_once_its_dvh_is_known(tmp_path: Path) -> None:
+    patient = write_phantom_patient(
+        tmp_path / "p", dose_lower_mm=(-45.0, -45.0, 0.0)
+    )  # no dose below z = -1.25
+    import_paths([tmp_path / "p"], {})
+    run_until_idle()
+    ptv = RoiDvh.objects.get(plan_dvh__plan__sop_instance_uid=patient.plan_uid, roi_name="PTV 70")
+    assert "partially_in_dose_grid" in ptv.flags and ptv.covered_volume_cc < 0.6 * ptv.volume_cc
+    summary = PlanSummary.objects.get(plan__sop_instance_uid=patient.plan_uid)
+    assert summary.flags == ["target_not_covered"] and summary.details["uncovered_targets"] == ["PTV 70"]
+    assert PatientCompleteness.objects.get().flags == ["plan:target_not_covered"]

@@ -24,8 +24,10 @@ def test_an_unreadable_metric_setting_is_refused_at_start_up() -> None:
 @pytest.mark.django_db
 def test_the_tg263_verb_replaces_the_list(tmp_path: Path) -> None:
     sheet = tmp_path / "TG263.csv"
-    sheet.write_text("Target Type\tTG263-Primary Name\tDescription\nAnatomic\tBrainstem\tBrainstem\n"
-                     "Anatomic\tSpinal Cord\tnot a valid name (space)\nAnatomic\tLungs\tBoth lungs\n")
+    sheet.write_text(
+        "Target Type\tTG263-Primary Name\tDescription\nAnatomic\tBrainstem\tBrainstem\n"
+        "Anatomic\tSpinal Cord\tnot a valid name (space)\nAnatomic\tLungs\tBoth lungs\n"
+    )
     out = StringIO()
     call_command("tg263", str(sheet), stdout=out)
     assert "2 TG-263 names imported" in out.getvalue()

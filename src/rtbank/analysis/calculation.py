@@ -262,7 +262,7 @@ def _finite(value: float) -> float | None:
 
 
 def handle(item: WorkItem, batch: Batch) -> dict[str, Any]:
-    """Store the result ``prepare`` made (or re-raise its unexpected failure), then evaluate protocol QA."""
+    """Store the result ``prepare`` made (or re-raise its unexpected failure); update completeness and QA."""
     outcome = batch.data.get(DVH, {}).get(item.pk)
     if outcome is None and DVH not in batch.data:
         outcome = calculate(int(item.payload["plan"]))  # called without prepare (tests, other runners)
@@ -271,8 +271,14 @@ def handle(item: WorkItem, batch: Batch) -> dict[str, Any]:
     if outcome is None:
         return {"stored": False, "reason": "plan gone or inputs incomplete"}
     plan_dvh = store(outcome)
-    from rtbank.analysis import qa
+    from rtbank.analysis import checks, qa
 
+    # The DVH tells whether the dose grid covers the targets: the completeness of the plan (and its patient)
+    # is brought up to date before the plan is graded.
+    patient_id = Instance.objects.filter(pk=outcome.inputs.plan.pk).values_list(
+        "series__study__patient_id", flat=True
+    )
+    checks.check_patient(patient_id.get())
     qa.evaluate_plan_everywhere(outcome.inputs.plan, notify=True)
     return {
         "stored": True,
