@@ -31,7 +31,7 @@ class AnalysisConfig(AppConfig):
                 prepare=calculation.prepare,
             )
         )
-        register_poller(Poller("dvh-engine-version", calculation.enqueue_outdated_engine, every_s=600))
+        register_poller(Poller("dvh-engine-version", calculation.poll_outdated_engine, every_s=600))
 
         from django.db.models.signals import post_migrate, pre_migrate
 

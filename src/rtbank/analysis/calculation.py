@@ -136,7 +136,12 @@ def enqueue_plans(plans: Any, reason: str) -> int:
     return count
 
 
-def enqueue_outdated_engine(worker_id: str = "", limit: int = 500) -> int:
+def poll_outdated_engine(worker_id: str) -> None:
+    """The ``dvh-engine-version`` poller."""
+    enqueue_outdated_engine()
+
+
+def enqueue_outdated_engine(limit: int = 500) -> int:
     """Poller: results of another engine version are calculated again (a few hundred per poll)."""
     stale = (
         PlanDvh.objects.exclude(engine_version=engine.ENGINE_VERSION)

@@ -102,7 +102,7 @@ def _rows(project: Project, rules: RuleSet, pairs: Iterable[Pair]) -> list[RoiNa
         rows.append(
             RoiNameMapping(
                 project=project,
-                institution_key=int(ikey or NO_INSTITUTION),
+                institution_key=ikey if isinstance(ikey, int) else NO_INSTITUTION,
                 roi_name=name,
                 status=MappingStatus(verdict.status.value),
                 standard_name=verdict.standard_name or "",

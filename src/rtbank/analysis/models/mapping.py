@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 
@@ -49,9 +51,9 @@ class RoiMappingRule(models.Model):
     def __str__(self) -> str:
         return f"{self.pattern} -> {self.standard_name}"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.folded_pattern = fold_name(self.pattern)
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
     def as_rule(self) -> MappingRule:
         return MappingRule(self.pattern, self.standard_name, scope=self.institution_id, key=self.pk)

@@ -69,7 +69,8 @@ def analysis_plan(context: template.Context) -> dict[str, Any]:
     metrics = services.project_metrics(project)
     info = plan_rois(MappingIndex.for_plans(project, [plan]), [plan])[plan.pk]
     standard = {r.roi_id: r.standard_name for r in info.rois}
-    rows, curves = [], []
+    rows: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
     if dvh is not None and dvh.state == DvhState.OK:
         colours = dict(Roi.objects.filter(pk__in=list(standard)).values_list("pk", "color"))
         values = _values(dvh, metrics)
