@@ -477,3 +477,79 @@ URL_MATRIX.update({
              effect=_analysis_effect("tg263")),
     ],
 })
+
+
+# --- viewer: the plan viewer's page and endpoints (owner: viewer) -------------------------------------------
+# A's plan has no CT in this world, so A's viewer page, manifest (ROIs, dose facts) and DVHs are the positive
+# controls for analyst_A and manager_A (both hold `images` on A); viewer_A holds only `view` (403). The
+# endpoints that need images get their positive control from a plan with a CT in a project of its own.
+VIEWER_A = frozenset({"analyst_A", "manager_A"})
+
+
+def _viewer_root(w: World, role: str) -> dict[str, Any]:
+    return {"uid": w.plan_uid}
+
+
+def _viewer_plane(view: str) -> Callable[[World, str], dict[str, Any]]:
+    def kwargs(w: World, role: str) -> dict[str, Any]:
+        return {"uid": w.plan_uid, "view": view, "index": 0}
+
+    return kwargs
+
+
+def _viewer_image(w: World, role: str) -> dict[str, Any]:
+    return {"uid": w.plan_uid, "series_uid": _viewer_data(w)["ct"], "view": "axial", "index": 0}
+
+
+def _viewer_data(w: World) -> dict[str, Any]:
+    """A synthetic spine plan (CT, structure set, dose) in project VW, where analyst_A holds `images`."""
+    if "viewer" not in w.extra:
+        from rtbank.catalog.models import Instance
+        from rtbank.projects.services import add_project, assign_plan, grant
+        from tests.viewer import synthetic
+
+        spine = synthetic.plan("spine")
+        synthetic.load(spine.files)
+        renew = w.projects["A"].renew_by
+        project = add_project("VW", name="Viewer positive control", renew_by=renew, actor="test")
+        # The rules area's trigger rules of this world may have filed the new patient already: reuse.
+        assign_plan(project, Instance.objects.get(sop_instance_uid=spine.uid), actor="admin",
+                    actor_is_site_admin=True, agreement="viewer positive control")
+        grant(w.users["analyst_A"], project, ["view", "images"], renew, actor="test")
+        w.extra["viewer"] = {"plan": spine.uid, "ct": spine.ct_series_uid}
+    return w.extra["viewer"]
+
+
+def _viewer_positive(path: str) -> Callable[[World], Any]:
+    def positive(w: World) -> Any:
+        from tests.web.clients import client_for
+
+        data = _viewer_data(w)
+        return client_for(w.users["analyst_A"]).get(f"/viewer/{data['plan']}/{path.format(**data)}")
+
+    return positive
+
+
+URL_MATRIX.update({
+    "viewer": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=(PLAN_LABEL,))],
+    "viewer_slash": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=(PLAN_LABEL,))],
+    "viewer_manifest": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=(PLAN_LABEL, "HYPERLINK"),
+                             note="no CT in this world: ROIs and dose facts, images reported missing")],
+    "viewer_dvh": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=('"status"',))],
+    "viewer_image": [Case(kwargs=_viewer_image, ok=set(), positive=_viewer_positive("image/{ct}/axial/0"),
+                          note="A has no images: refused or not found for everyone; positive control on VW")],
+    "viewer_geometry": [
+        Case(kwargs=_viewer_plane("axial"), ok=set(), positive=_viewer_positive("geometry/axial/3")),
+    ],
+    "viewer_dose": [
+        Case(kwargs=_viewer_plane("coronal"), ok=set(), positive=_viewer_positive("dose/axial/3")),
+    ],
+    "viewer_dose_at": [Case(kwargs=_viewer_root, query="x=0&y=0&z=0", ok=set(),
+                            positive=_viewer_positive("dose-at?x=0&y=0&z=0"))],
+})
+
+
+# --- audits area: entries kept next to the area's tests (owner: audits) ---------------------------------------
+from tests.audits.url_matrix import AUDIT_URLS  # noqa: E402 - it builds on the Case defined above
+
+URL_MATRIX.update(AUDIT_URLS)
