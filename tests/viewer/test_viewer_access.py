@@ -46,7 +46,7 @@ def test_people_with_images_open_every_endpoint(viewer_world: ViewerWorld) -> No
     client = client_for(viewer_world.users["images"])
     for url in endpoints(viewer_world):
         response = client.get(url)
-        assert response.status_code in (200, 202), (url, response.status_code, response.content[:200])
+        assert response.status_code == 200, (url, response.status_code, response.content[:200])
 
 
 def test_members_without_images_get_403_and_outsiders_404_on_every_endpoint(

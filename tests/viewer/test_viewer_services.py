@@ -155,14 +155,12 @@ def test_the_dvh_panel_is_computed_once_and_matches_the_engine(viewer_world: Vie
 
     client = client_for(viewer_world.users["images"])
     uid = viewer_world.plan.sop_instance_uid
-    first = client.get(f"/viewer/{uid}/dvh.json")
-    assert first.status_code in (200, 202)
+    body = client.get(f"/viewer/{uid}/dvh.json").json()
     for _ in range(3):  # bounded: wait for the calculation under way, then ask again
-        panel = client.get(f"/viewer/{uid}/dvh.json")
-        if panel.status_code == 200:
+        if body["status"] != "computing":
             break
         dvh.wait_for_running(timeout_s=120)
-    body = panel.json()
+        body = client.get(f"/viewer/{uid}/dvh.json").json()
     assert body["status"] == "ok" and body["rois"]
     contours = StructureSet.from_dataset(pydicom.dcmread(viewer_world.head_neck.structure_set_file))
     grid = DoseGrid.from_dataset(pydicom.dcmread(viewer_world.head_neck.dose_file))
@@ -212,3 +210,43 @@ def _dataset(world: ViewerWorld):
 
     acc = Access(world.users["images"])
     return resolve(acc, world.plan, "plan", world.plan.sop_instance_uid, [world.projects["A"]])
+
+
+def test_roi_names_show_the_projects_standard_name_where_a_rule_maps_them(viewer_world: ViewerWorld) -> None:
+    from rtbank.analysis import mapping
+
+    mapping.add_rule(viewer_world.projects["A"], "PTV_6?", "PTV_High", actor="test")
+    client = client_for(viewer_world.users["images"])
+    rois = {
+        r["name"]: r
+        for r in client.get(f"/viewer/{viewer_world.plan.sop_instance_uid}/manifest.json").json()["rois"]
+    }
+    assert rois["PTV_66"]["standard"] == "PTV_High"
+    assert rois["GTV"]["standard"] == ""  # no rule: the name as received
+    # The rule is project A's: B's viewer of the same patient's spine plan does not apply it.
+    b_rois = (
+        client_for(viewer_world.users["b_images"])
+        .get(f"/viewer/{viewer_world.other_plan.sop_instance_uid}/manifest.json")
+        .json()["rois"]
+    )
+    assert all(r["standard"] != "PTV_High" for r in b_rois)
+
+
+def test_a_plan_whose_images_have_not_arrived_still_shows_structures_dose_facts_and_dvhs(
+    viewer_world: ViewerWorld,
+) -> None:
+    Instance.objects.filter(series__uid=viewer_world.head_neck.ct_series_uid).delete()
+    client = client_for(viewer_world.users["images"])
+    uid = viewer_world.plan.sop_instance_uid
+    manifest = client.get(f"/viewer/{uid}/manifest.json").json()
+    assert manifest["primary"] is None and "not stored" in manifest["problem"]
+    assert manifest["rois"] and manifest["root"]["label"] == viewer_world.head_neck.label
+    ct = viewer_world.head_neck.ct_series_uid
+    for url in (
+        f"/viewer/{uid}/image/{ct}/axial/0",
+        f"/viewer/{uid}/geometry/axial/0",
+        f"/viewer/{uid}/dose/axial/0",
+    ):
+        response = client.get(url)
+        assert response.status_code in (400, 404) and "error" in response.json()
+    assert client.get(f"/viewer/{uid}/dvh.json").json()["status"] in ("computing", "ok")

@@ -14,7 +14,6 @@ instances of the projects through which the user holds ``images`` on the linked 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
@@ -179,7 +178,14 @@ def _plan(dataset: ViewerDataset, plan: Instance, visible: Q) -> None:
         structure_sets[0] if structure_sets else None,
     )
     planning = dataset.plan.planning_series_uid if dataset.plan else ""
-    _split_series(dataset, by_series, planning)
+    frame = (
+        StructureSet.objects.filter(instance_id=dataset.structure_set.pk)
+        .values_list("frame_of_reference_uid", flat=True)
+        .first()
+        if dataset.structure_set
+        else ""
+    )
+    _split_series(dataset, by_series, planning, frame or "")
 
 
 def _structure_set(dataset: ViewerDataset, ss: Instance, visible: Q) -> None:
@@ -263,20 +269,18 @@ def _object(row: tuple) -> ObjectFile:
     return ObjectFile(row[0], row[1], row[3], row[15])
 
 
-def _split_series(dataset: ViewerDataset, by_series: dict[str, ImageSeries], primary_uid: str) -> None:
-    if primary_uid not in by_series:
-        # No planning series known: the CT with most slices, else any series.
-        ranked = sorted(by_series.values(), key=lambda s: (s.modality != "CT", -len(s.files), s.uid))
+def _split_series(
+    dataset: ViewerDataset, by_series: dict[str, ImageSeries], primary_uid: str, frame_uid: str = ""
+) -> None:
+    """The primary (planning) series and the others. When the planning series is not known, the CT with
+    most slices in the structure set's frame of reference stands in; a known planning series that is not
+    stored leaves no primary (contours and dose must never be drawn on images of another frame)."""
+    if not primary_uid and frame_uid:
+        same_frame = [s for s in by_series.values() if s.frame_of_reference_uid == frame_uid]
+        ranked = sorted(same_frame, key=lambda s: (s.modality != "CT", -len(s.files), s.uid))
         primary_uid = ranked[0].uid if ranked else ""
     dataset.primary = by_series.get(primary_uid)
     dataset.others = sorted(
         (s for uid, s in by_series.items() if uid != primary_uid),
         key=lambda s: (s.modality, s.description, s.uid),
     )
-
-
-def group_by_frame(series: list[ImageSeries]) -> dict[str, list[ImageSeries]]:
-    out: dict[str, list[ImageSeries]] = defaultdict(list)
-    for s in series:
-        out[s.frame_of_reference_uid].append(s)
-    return out

@@ -60,13 +60,16 @@ class PlaneImage:
 
 # --------------------------------------------------------------------- geometry of the primary series
 def primary(dataset: ViewerDataset) -> ImageSeries:
-    if dataset.primary is None:
-        raise ViewerError("this dataset has no image series to show")
+    if dataset.primary is None or not dataset.primary.files:
+        raise ViewerError("no images to show: the planning images of this dataset are not stored (yet)")
     return dataset.primary
 
 
 def primary_geometry(dataset: ViewerDataset) -> VolumeGeometry:
-    layout = primary(dataset).layout
+    try:
+        layout = primary(dataset).layout
+    except ValueError as exc:  # no slice with position and orientation
+        raise ViewerError(str(exc)) from exc
     if not layout.canonical:
         raise ViewerError(
             "the planning images are oblique (rows and columns do not follow patient axes); "
@@ -97,12 +100,13 @@ def warm(dataset: ViewerDataset) -> None:
 
 # --------------------------------------------------------------------- manifest
 def manifest(dataset: ViewerDataset, rois: list[dict[str, Any]], subject_label: str) -> dict[str, Any]:
-    """Everything the page needs before the first slice: geometry, series, ROIs, dose, presets."""
-    series = primary(dataset)
-    geometry = primary_geometry(dataset)
+    """Everything the page needs before the first slice: geometry, series, ROIs, dose, presets.
+
+    Without usable images (the planning CT has not arrived, or is oblique) the manifest still lists the
+    ROIs, the dose and the DVHs, with ``primary`` None and the reason in ``problem``.
+    """
     plan = dataset.plan
-    dose_info = dose_summary(dataset)
-    return {
+    out: dict[str, Any] = {
         "root": {
             "uid": dataset.root_uid,
             "kind": dataset.root_kind,
@@ -111,25 +115,35 @@ def manifest(dataset: ViewerDataset, rois: list[dict[str, Any]], subject_label: 
             "name": plan.name if plan else "",
             "fractions": plan.fractions_planned if plan else None,
         },
-        "primary": _series_json(series)
-        | {
-            "x": _axis(geometry.i.positions_mm),
-            "y": _axis(geometry.j.positions_mm),
-            "z_mm": [round(float(z), 3) for z in geometry.k.positions_mm],
-            "notes": list(series.layout.notes),
-        },
-        "views": {
-            v.value: {"count": plane_count(geometry, v), "plane": plane(geometry, v, 0).describe()}
-            for v in View
-        },
-        "others": [_other_json(dataset, s) for s in dataset.others],
+        "primary": None,
+        "views": {},
+        "others": [],
         "rois": rois,
-        "dose": dose_info,
-        "windows": {name: {"width": w, "level": c} for name, (w, c) in CT_WINDOWS.items()}
-        if series.modality == "CT"
-        else {},
+        "dose": {"available": False, "error": "", "prescription_gy": plan.prescription_gy if plan else None},
+        "windows": {},
         "isodose_percent": list(DEFAULT_ISODOSE_PERCENT),
+        "problem": "",
     }
+    try:
+        series = primary(dataset)
+        geometry = primary_geometry(dataset)
+    except ViewerError as exc:
+        out["problem"] = str(exc)
+        return out
+    out["primary"] = _series_json(series) | {
+        "x": _axis(geometry.i.positions_mm),
+        "y": _axis(geometry.j.positions_mm),
+        "z_mm": [round(float(z), 3) for z in geometry.k.positions_mm],
+        "notes": list(series.layout.notes),
+    }
+    out["views"] = {
+        v.value: {"count": plane_count(geometry, v), "plane": plane(geometry, v, 0).describe()} for v in View
+    }
+    out["others"] = [_other_json(dataset, s) for s in dataset.others]
+    out["dose"] = dose_summary(dataset)
+    if series.modality == "CT":
+        out["windows"] = {name: {"width": w, "level": c} for name, (w, c) in CT_WINDOWS.items()}
+    return out
 
 
 def dose_summary(dataset: ViewerDataset) -> dict[str, Any]:

@@ -100,8 +100,7 @@ def dose_at(request: HttpRequest, uid: str) -> HttpResponse:
 @require_GET
 def dvh(request: HttpRequest, uid: str) -> HttpResponse:
     viewer = access.check(request, uid, "viewer_dvh")
-    panel = dvh_panel(viewer.dataset)
-    return _nostore(JsonResponse(panel, status=202 if panel["status"] == "computing" else 200))
+    return _nostore(JsonResponse(dvh_panel(viewer.dataset)))  # "status": "computing" until it is there
 
 
 # --------------------------------------------------------------------- helpers

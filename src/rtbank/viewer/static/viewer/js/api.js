@@ -40,7 +40,7 @@ export class Api {
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
       response = await fetch(url, options);
     }
-    if (!response.ok && response.status !== 202) {
+    if (!response.ok) {
       let message = `${response.status} ${response.statusText}`;
       try {
         const body = await response.json();

@@ -43,6 +43,16 @@ class Viewer {
     }
     const first = body.windows && body.windows["soft tissue"];
     if (first) this.window = { width: first.width, level: first.level };
+    if (!body.primary) {
+      // No images (yet): the structure list, dose facts and DVHs still help.
+      this.root.dataset.mode = "none";
+      this.views = {};
+      this.buildControls();
+      setText(this.$("#viewer-status"), body.problem);
+      this.root.dataset.ready = "true";
+      this.loadDvh();
+      return;
+    }
     this.views = {};
     for (const figure of this.root.querySelectorAll("figure.vw")) {
       const secondary = figure.dataset.secondary === "true";
@@ -59,7 +69,8 @@ class Viewer {
       v.slider.value = String(v.index);
     }
     new ResizeObserver(() => Object.values(this.views).forEach((v) => v.resize())).observe(this.$(".views"));
-    for (const name of ["axial", "sagittal", "coronal"]) this.load(this.views[name]);
+    // The axial view first: its slice needs one file, the reconstructions need the whole volume.
+    this.load(this.views.axial);
     this.root.dataset.ready = "true";
   }
 
@@ -104,8 +115,9 @@ class Viewer {
         window: true });
       view.element.dataset.loaded = String(index);
       mark(pending);
-      if (!this.dvhStarted && view.view === "axial" && !view.secondary) {
-        this.dvhStarted = true; // DVHs may take seconds to calculate: ask once the first slice is up
+      if (!this.started && view.view === "axial" && !view.secondary) {
+        this.started = true; // then the reconstructions, and the DVHs (seconds to calculate)
+        for (const name of ["sagittal", "coronal"]) if (!this.views[name].plane) this.load(this.views[name]);
         setTimeout(() => this.loadDvh(), 300);
       }
     } catch (error) {
@@ -368,7 +380,7 @@ class Viewer {
     }
     const opacity = this.$("#secondary-opacity");
     opacity.addEventListener("input", () => { this.opacity = Number(opacity.value) / 100; this.redraw(); });
-    const notes = [...(m.primary.notes || []), ...(dose.error && dose.available ? [dose.error] : [])];
+    const notes = [...((m.primary && m.primary.notes) || []), ...(dose.error && dose.available ? [dose.error] : [])];
     setText(this.$("#viewer-status"), notes.join(" "));
   }
 }
