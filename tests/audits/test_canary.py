@@ -72,7 +72,9 @@ def test_no_canary_of_the_stored_data_reaches_a_copy_unless_the_profile_keeps_it
     files, planter = planted_case(case, tmp_path)
     world: AuditWorld = build_world([case], {case.patient_id: files})
     audit = make_audit(world, 2)
-    outputs = {f"{p.copy_id}/{f.name}": f.read_bytes() for p in audit.participants.all() for f in copy_files(p)}
+    outputs = {
+        f"{p.copy_id}/{f.name}": f.read_bytes() for p in audit.participants.all() for f in copy_files(p)
+    }
     assert len(outputs) == 2 * len(files)
     canaries = tuple(planter.canaries)
     assert len(canaries) > 250 and len([c for c in canaries if c.vr == "private"]) == 2 * len(files)
@@ -81,5 +83,7 @@ def test_no_canary_of_the_stored_data_reaches_a_copy_unless_the_profile_keeps_it
     leaked = [c for c in found if not _kept_by_profile(c, profile)]
     assert not leaked, [f"{c.source}: {'>'.join(c.path)} ({c.vr})" for c in leaked[:20]]
     assert not {c.path[-1] for c in found} & NEVER_KEPT
-    assert {"SeriesDescription", "StudyDescription"} & {c.path[-1] for c in found}, "the search finds kept text"
+    assert {"SeriesDescription", "StudyDescription"} & {c.path[-1] for c in found}, (
+        "the search finds kept text"
+    )
     assert not any(PATIENT_MARKER.encode() in data for data in outputs.values())

@@ -22,8 +22,14 @@ def _audit(w: World) -> Any:
         from rtbank.audits import copies, services
         from rtbank.projects.access import Access
 
-        audit = services.create_audit(Access(w.users["manager_A"]), w.projects["A"], name=AUDIT_NAME,
-                                      plans=[w.plan_uid], participants=1, contents=["structure_set"])
+        audit = services.create_audit(
+            Access(w.users["manager_A"]),
+            w.projects["A"],
+            name=AUDIT_NAME,
+            plans=[w.plan_uid],
+            participants=1,
+            contents=["structure_set"],
+        )
         participant = audit.participants.get()
         copies.store_copy(participant, copies.make_copy(participant), user_id=None, actor="test")
         w.extra["audit"] = audit
@@ -69,18 +75,46 @@ def _new_audit(w: World, role: str) -> dict[str, Any]:
 AUDIT_URLS: dict[str, list[Case]] = {
     "audit_list": [Case(kwargs=_project_kwargs, ok=AUDITOR, contains=(AUDIT_NAME,))],
     "audit_new": [
-        Case(kwargs=_project_kwargs, ok=AUDITOR, contains=(PATIENT_ID,),
-             note="manager_A holds identifiers: cases are offered by Patient ID"),
-        Case(kwargs=_project_kwargs, method="POST", data=_new_audit, ok=AUDITOR, ok_status=302, effect=_created),
+        Case(
+            kwargs=_project_kwargs,
+            ok=AUDITOR,
+            contains=(PATIENT_ID,),
+            note="manager_A holds identifiers: cases are offered by Patient ID",
+        ),
+        Case(
+            kwargs=_project_kwargs, method="POST", data=_new_audit, ok=AUDITOR, ok_status=302, effect=_created
+        ),
     ],
     "audit_detail": [Case(kwargs=audit_kwargs, ok=AUDITOR, contains=(AUDIT_NAME, "AUDIT"))],
-    "audit_copies": [Case(kwargs=audit_kwargs, method="POST", data=lambda w, r: {"action": "make"}, ok=AUDITOR,
-                          ok_status=302, effect=_queued)],
-    "audit_download": [Case(kwargs=participant_kwargs, ok=AUDITOR, sees=set(),
-                            note="the anonymised copy: no identifier of A's patient inside")],
+    "audit_copies": [
+        Case(
+            kwargs=audit_kwargs,
+            method="POST",
+            data=lambda w, r: {"action": "make"},
+            ok=AUDITOR,
+            ok_status=302,
+            effect=_queued,
+        )
+    ],
+    "audit_download": [
+        Case(
+            kwargs=participant_kwargs,
+            ok=AUDITOR,
+            sees=set(),
+            note="the anonymised copy: no identifier of A's patient inside",
+        )
+    ],
     "audit_returns": [Case(kwargs=audit_kwargs, ok=AUDITOR, contains=("Nothing returned yet",))],
     "audit_report": [Case(kwargs=audit_kwargs, ok=AUDITOR, contains=("QA report",))],
     "audit_report_csv": [Case(kwargs=audit_kwargs, ok=AUDITOR, contains=("dice",))],
-    "audit_close": [Case(kwargs=audit_kwargs, method="POST", data=lambda w, r: {}, ok=AUDITOR, ok_status=302,
-                         effect=_closed)],
+    "audit_close": [
+        Case(
+            kwargs=audit_kwargs,
+            method="POST",
+            data=lambda w, r: {},
+            ok=AUDITOR,
+            ok_status=302,
+            effect=_closed,
+        )
+    ],
 }
