@@ -250,3 +250,17 @@ def test_a_plan_whose_images_have_not_arrived_still_shows_structures_dose_facts_
         response = client.get(url)
         assert response.status_code in (400, 404) and "error" in response.json()
     assert client.get(f"/viewer/{uid}/dvh.json").json()["status"] in ("computing", "ok")
+
+
+def test_the_dvh_panel_uses_the_stored_dvhs_when_they_fit(viewer_world: ViewerWorld) -> None:
+    from rtbank.analysis.models import PlanDvh
+    from rtbank.work.worker import run_until_idle
+
+    run_until_idle(["dvh"])  # the analysis area's DVH stage, as the worker runs it
+    stored = PlanDvh.objects.get(plan=viewer_world.plan, state="ok")
+    client = client_for(viewer_world.users["images"])
+    body = client.get(f"/viewer/{viewer_world.plan.sop_instance_uid}/dvh.json").json()
+    assert body["status"] == "ok" and body["source"] == "stored"
+    by_number = {r["number"]: r for r in body["rois"]}
+    for row in stored.rois.all():
+        assert by_number[row.roi_number]["cumulative_cc"] == row.cumulative_cc()
