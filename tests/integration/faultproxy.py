@@ -1,9 +1,10 @@
 """A TCP fault proxy on 127.0.0.1 in front of a real DICOM server (Orthanc cannot fail on cue).
 
-Faults, each bounded: refuse every connection until a deadline (accept and close at once: the peer sees a
-refused association), and abort chosen associations in the middle of a C-MOVE (after the C-MOVE request
-and a few of the server's pending responses have passed). Runs in threads of the test process; ``stop()``
-ends it.
+Faults, each bounded: refuse every connection for a while (accept and close at once: the peer sees a
+refused association) — until a deadline, or for ``refuse_for_s`` from the first connection attempt, so the
+fault hits however long the client takes to start — and abort chosen associations in the middle of a
+C-MOVE (after the C-MOVE request and a few of the server's pending responses have passed). Runs in
+threads of the test process; ``stop()`` ends it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ class FaultProxy:
     ) -> None:
         self.target_port = target_port
         self.port = free_port()
-        self.refuse_until = time.monotonic() + refuse_for_s
+        self.refuse_until = 0.0  # refuse before this deadline (time.monotonic())
+        self.refuse_for_s = refuse_for_s  # or for this long from the first connection attempt
+        self._first_attempt: float | None = None
         self.abort_moves = (
             abort_moves or set()
         )  # which C-MOVEs (1-based, counted over all connections) to cut
@@ -51,7 +54,10 @@ class FaultProxy:
                 client, _ = self._server.accept()
             except (TimeoutError, OSError):
                 continue
-            if time.monotonic() < self.refuse_until:
+            now = time.monotonic()
+            if self._first_attempt is None:
+                self._first_attempt = now
+            if now < max(self.refuse_until, self._first_attempt + self.refuse_for_s):
                 self.refused += 1
                 client.close()
                 continue

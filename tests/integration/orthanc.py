@@ -9,11 +9,13 @@ nothing outside this machine can query, retrieve or store.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -127,10 +129,46 @@ class Orthanc:
             body = resp.read()
         return json.loads(body) if body else None
 
-    def upload(self, paths: list[Path]) -> int:
-        for path in paths:
-            self.rest("/instances", path.read_bytes())
+    def upload(self, paths: list[Path], connections: int = 2) -> int:
+        """Store files over REST ``POST /instances``, on kept-alive connections (a few in parallel)."""
+        chunks = [paths[i::connections] for i in range(connections)]
+        errors: list[BaseException] = []
+
+        def send(chunk: list[Path]) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=120)
+            try:
+                for path in chunk:
+                    conn.request(
+                        "POST", "/instances", path.read_bytes(), {"Content-Type": "application/dicom"}
+                    )
+                    resp = conn.getresponse()
+                    body = resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"Orthanc refused {path.name}: {resp.status} {body[:300]!r}")
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
+                errors.append(exc)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=send, args=(chunk,)) for chunk in chunks if chunk]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
         return len(paths)
+
+    def set_modality(self, name: str, ae_title: str, port: int) -> None:
+        """Register (or replace) a DICOM modality on 127.0.0.1 at runtime: a C-MOVE destination."""
+        body = json.dumps({"AET": ae_title, "Host": "127.0.0.1", "Port": port}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}/modalities/{name}", data=body, method="PUT"
+        )
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=30):  # noqa: S310 - loopback test server
+            pass
+        self.modalities[name] = (ae_title, port)
 
     def instance_count(self) -> int:
         return int(self.rest("/statistics")["CountInstances"])

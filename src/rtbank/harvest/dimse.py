@@ -61,6 +61,10 @@ class Transient(Exception):
     """Worth retrying later."""
 
 
+class Unreachable(Transient):
+    """No association: the source cannot be reached or refuses us (retry the step later)."""
+
+
 class QueryRefused(Exception):
     """The source refuses or cannot match this query (try another query level)."""
 
@@ -235,10 +239,10 @@ def connect(
             peer.host, peer.port, ae_title=peer.ae_title, ext_neg=roles or None, evt_handlers=handlers or None
         )
     except (OSError, RuntimeError, ValueError) as exc:
-        raise Transient(f"{peer.name}: cannot connect: {exc}") from None
+        raise Unreachable(f"{peer.name}: cannot connect: {exc}") from None
     if not assoc.is_established:
         reason = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "not established"
-        raise Transient(f"{peer.name}: association {reason} ({peer.ae_title}@{peer.host}:{peer.port})")
+        raise Unreachable(f"{peer.name}: association {reason} ({peer.ae_title}@{peer.host}:{peer.port})")
     sock = getattr(getattr(assoc, "dul", None), "socket", None)
     raw = getattr(sock, "socket", None)
     if isinstance(raw, socket.socket):

@@ -52,7 +52,7 @@ RETURN_KEYS: dict[str, dict[str, Any]] = {
     },
 }
 REGISTRATION_SEQUENCES = ("RegistrationSequence", "DeformableRegistrationSequence")
-# The kind an object has when the source does not return its SOP Class UID (e.g. Orthanc without storage access).
+# The kind an object has when the source does not return its SOP Class UID (Orthanc without storage access).
 MODALITY_KIND = {
     "RTRECORD": "record",
     "RTPLAN": "plan",
@@ -536,7 +536,7 @@ class Session:
 
     # --- retrieval ------------------------------------------------------------------------------------
     def retrieve(self, objs: Iterable[HarvestObject], reason: str = "collect") -> int:
-        """Collect ``objs`` into rtbank unless it already holds them (by UID) or this run already fetched them."""
+        """Collect ``objs`` into rtbank unless it holds them already (by UID) or this run fetched them."""
         objs = [o for o in objs]
         if not objs:
             return 0
@@ -545,11 +545,14 @@ class Session:
             HarvestObject.objects.filter(run=self.run, sop_instance_uid__in=uids, wanted=False).update(
                 wanted=True
             )
-        held = set(
-            Instance.objects.filter(sop_instance_uid__in=uids, state=InstanceState.CURRENT).values_list(
-                "sop_instance_uid", flat=True
+        current = Instance.objects.filter(sop_instance_uid__in=uids, state=InstanceState.CURRENT)
+        arrivals = {
+            uid: (node_id, received)
+            for uid, node_id, received in current.values_list(
+                "sop_instance_uid", "source_node_id", "received_at"
             )
-        )
+        }
+        held = set(arrivals)
         fetched = set(
             HarvestObject.objects.filter(
                 run=self.run,
@@ -557,6 +560,18 @@ class Session:
                 state__in=(ObjectState.REQUESTED, ObjectState.COLLECTED),
             ).values_list("sop_instance_uid", flat=True)
         )
+        # Filed from this source since the run started, but not recorded as requested: a step moved them and
+        # was killed before it could say so. They are this run's retrievals (provenance), not held objects.
+        moved = [
+            o
+            for o in objs
+            if o.sop_instance_uid in held - fetched
+            and arrivals[o.sop_instance_uid][0] == o.node_id
+            and arrivals[o.sop_instance_uid][1] >= self.run.created_at
+        ]
+        if moved:
+            self._mark_requested(moved)
+            fetched |= {o.sop_instance_uid for o in moved}
         HarvestObject.objects.filter(
             run=self.run, sop_instance_uid__in=held - fetched, state=ObjectState.KNOWN
         ).update(state=ObjectState.HELD)
@@ -571,8 +586,19 @@ class Session:
         groups: dict[tuple[int, str], list[HarvestObject]] = defaultdict(list)
         for obj in rest:
             groups[(obj.node_id, obj.series_uid)].append(obj)
+        # One series failing (e.g. a source refusing RT Dose retrieves) must not keep the step from trying
+        # the others: each group is tried, then the step fails (and is retried) for those that failed only.
+        failures: list[str] = []
         for (_, series_uid), group in groups.items():
-            done += self._retrieve_group(group[0].node, series_uid, group)
+            try:
+                done += self._retrieve_group(group[0].node, series_uid, group)
+            except dimse.Unreachable:
+                raise  # the source refuses associations: nothing else will get through now
+            except dimse.Transient as exc:
+                failures.append(str(exc))
+        if failures:
+            more = f" (and {len(failures) - 1} more series)" if len(failures) > 1 else ""
+            raise dimse.Transient(failures[0] + more)
         return done
 
     def _retrieve_group(self, node: Node, series_uid: str, group: list[HarvestObject]) -> int:

@@ -177,7 +177,7 @@ def configure(node: Node, changes: dict[str, Any]) -> SourceSettings:
 
 # --- parallel associations and pauses ----------------------------------------------------------------
 def acquire_slot(node: Node, holder: str, parallel: int, lease_s: float) -> int | None:
-    """Take a free association slot of ``node`` (free, or whose holder's time ran out); ``None`` if all busy."""
+    """Take a free association slot of ``node`` (free, or its holder's time ran out); ``None`` if all busy."""
     now = timezone.now()
     for slot in range(parallel):
         try:

@@ -9,7 +9,10 @@ from rtbank.harvest.models import HarvestRun
 
 
 class Command(RtbankCommand):
-    help = "The manifest of a harvest run: `harvest-report RUN [--csv|--html|--json]`; exit 0 when nothing failed."
+    help = (
+        "The manifest of a harvest run: `harvest-report RUN [--csv|--html|--json]`; "
+        "exit 0 when nothing failed."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("run", type=int)

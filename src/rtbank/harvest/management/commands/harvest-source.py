@@ -10,7 +10,8 @@ from rtbank.harvest.sources import HarvestError, SourceSettings, configure, harv
 class Command(RtbankCommand):
     help = (
         "Politeness settings of a harvest source: `harvest-source NAME [--parallel N] [--pause S] "
-        "[--windows 'mon-fri 19:00-07:00;sat-sun 00:00-24:00'] [--retrieve move|get] [--query-levels image,series,patient]`."
+        "[--windows 'mon-fri 19:00-07:00;sat-sun 00:00-24:00'] [--retrieve move|get] "
+        "[--query-levels image,series,patient]`."
     )
 
     def add_arguments(self, parser: Any) -> None:
