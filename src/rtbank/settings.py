@@ -83,26 +83,6 @@ OTP_TOTP_ISSUER = os.environ.get("RTBANK_TOTP_ISSUER", "rtbank")
 RTBANK_SSO_LOGIN = [tuple(item.split("|", 1)) for item in env_list("RTBANK_SSO_LOGIN", []) if "|" in item]
 # --- end accounts -----------------------------------------------------------------------------------------
 
-# --- accounts: two-factor (django-otp), login throttling (django-axes) — projects/web issue ----------
-# Password login runs through AUTHENTICATION_BACKENDS; single sign-on is one more backend (and a button,
-# RTBANK_SSO_LOGIN="label|url"). Whatever authenticated the user, rtbank.web.auth.TwoFactorMiddleware then
-# asks for the TOTP code of anyone with a confirmed device, and sends site admins without one to set it up.
-INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes"]
-MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-                  "django_otp.middleware.OTPMiddleware")
-MIDDLEWARE.insert(MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1, "rtbank.web.auth.TwoFactorMiddleware")
-MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes requires
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = env_int("RTBANK_LOGIN_FAILURES", 5)
-AXES_COOLOFF_TIME = env_int("RTBANK_LOGIN_LOCKOUT_MINUTES", 15) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "rtbank/locked.html"
-AXES_VERBOSE = False
-OTP_TOTP_ISSUER = os.environ.get("RTBANK_TOTP_ISSUER", "rtbank")
-RTBANK_SSO_LOGIN = [tuple(item.split("|", 1)) for item in env_list("RTBANK_SSO_LOGIN", []) if "|" in item]
-# --- end accounts -----------------------------------------------------------------------------------------
-
 ROOT_URLCONF = "rtbank.urls"
 WSGI_APPLICATION = "rtbank.wsgi.application"
 
