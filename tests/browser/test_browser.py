@@ -3,7 +3,6 @@ zip, and watch the access log grow — with the CSP on, no inline script, screen
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -13,9 +12,8 @@ import pytest
 from django_otp.oath import totp
 
 from rtbank.projects.models import ProjectSubject, Upload
-from rtbank.work.worker import run_until_idle
 from tests.conftest import DATA
-from tests.projects.world import FILING, PASSWORD, World, build_world
+from tests.projects.world import PASSWORD, World, build_world, run_filing
 from tests.web.clients import verified_device
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -44,7 +42,7 @@ def browser(monkeypatch) -> Iterator[object]:
 @pytest.fixture
 def world(tmp_path, settings) -> World:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    return build_world(tmp_path, with_jobs=False)
+    return build_world(tmp_path, with_jobs=False, other_stages=False)
 
 
 class Session:
@@ -125,7 +123,7 @@ def test_a_day_in_rtbank(world: World, live_server, browser, artifacts_dir: Path
     assert manager.page.inner_text("#stored").strip() == "3"
     assert "not DICOM (skipped)" in manager.page.inner_text("#results")
     manager.shot("upload")
-    run_until_idle(FILING)
+    run_filing()
     assert Upload.objects.filter(user=world.users["manager_A"], stored=3).exists()
 
     # The access log grew by what the manager just did.

@@ -15,9 +15,8 @@ from rtbank.institutions.models import Institution, UserProfile
 from rtbank.projects.access import Access, instances_in
 from rtbank.projects.models import AccessLog, Project
 from rtbank.projects.services import AssignmentRefused, add_project, assign_patient, assign_plan, grant
-from rtbank.work.worker import run_until_idle
 from tests.conftest import DATA
-from tests.projects.world import FILING
+from tests.projects.world import run_filing
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TODAY = dt.date.today()
@@ -29,7 +28,7 @@ def world() -> dict:
     Institution.objects.create(code="ODE", name="Odense")
     import_paths([DATA / "pyplanscoring/raystation_brain_srs_imrt", DATA / "synthetic-rtrecord",
                   DATA / "nelms-dvh-benchmark"], {"institution": "ODE"})
-    run_until_idle(FILING)
+    run_filing()
     a = add_project("A", name="Trial A", renew_by=NEXT_YEAR, institutions=["ODE"], actor="test")
     b = add_project("B", name="Trial B", renew_by=NEXT_YEAR, actor="test")
     users = {name: User.objects.create_user(name, "", "a-long-password-1") for name in ("viewer", "outsider", "other")}
@@ -53,7 +52,7 @@ def test_a_plan_assignment_shows_the_plan_bundle_and_grows_with_late_objects(wor
     before = set(instances_in(world["A"]).values_list("kind", flat=True))
     assert before == {"plan", "structure_set", "dose"}
     import_paths([DATA / "synthetic-rtrecord"], {"institution": "ODE"})
-    run_until_idle(FILING)
+    run_filing()
     assert instances_in(world["A"]).filter(kind="record").count() == 2  # the dangling one is not in the bundle
 
 

@@ -15,9 +15,8 @@ from rtbank.catalog.models import Instance
 from rtbank.dicom.anonymize import command as anonymize_command
 from rtbank.projects import uploads
 from rtbank.projects.models import AccessLog, ProjectSubject, Upload
-from rtbank.work.worker import run_until_idle
 from tests.conftest import DATA
-from tests.projects.world import FILING, World
+from tests.projects.world import World, run_filing
 from tests.web.clients import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,7 +63,7 @@ def test_a_zip_is_stored_durably_before_the_answer_with_per_file_results(world: 
     assert len(spool_ready()) - before == 3  # in the spool (fsynced) when the answer came
     page = client.get(response["Location"]).content.decode()
     assert "upload.zip:notes/readme.txt" in page and "not DICOM (skipped)" in page and "upload.zip:rtss.dcm" in page
-    run_until_idle(FILING)
+    run_filing()
     assert Instance.objects.filter(received_via="upload", institution__code="ODE").count() >= 3
     assert AccessLog.objects.filter(action="upload", user=world.users["manager_A"], outcome="allowed").exists()
 
@@ -87,7 +86,7 @@ def test_an_upload_into_a_project_assigns_the_patients_once_filed(world: World) 
     response = client.post("/upload/", {"files": [SimpleUploadedFile(p.name, p.read_bytes()) for p in RT_UTILS],
                                         "project": "A"})
     assert response.status_code == 302
-    run_until_idle([*FILING, uploads.UPLOAD_ASSIGN])
+    run_filing(uploads.UPLOAD_ASSIGN)
     upload = new_upload(world)
     assert upload.assignment == "done", upload.assignment_result
     subject = ProjectSubject.objects.get(project__code="A", patient=world.inbox_ode)
@@ -100,7 +99,7 @@ def test_an_upload_never_assigns_another_institutions_patient(world: World) -> N
     client = client_for(world.users["member_B"])
     data = RT_UTILS[0].read_bytes()
     client.post("/upload/", {"files": SimpleUploadedFile("ct.dcm", data), "project": "B"})
-    run_until_idle([*FILING, uploads.UPLOAD_ASSIGN])
+    run_filing(uploads.UPLOAD_ASSIGN)
     assert not ProjectSubject.objects.filter(project__code="B", patient=world.inbox_ode).exists()
 
 

@@ -11,8 +11,8 @@ from django.test import Client
 from rtbank.catalog.models import Patient
 from rtbank.ingest.importer import import_paths
 from rtbank.projects.models import AccessLog
-from rtbank.work.worker import run_until_idle
 from tests.conftest import DATA
+from tests.projects.world import run_filing
 from tests.web.clients import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def loaded() -> Patient:
     import_paths([DATA / "pyplanscoring/raystation_brain_srs_imrt", DATA / "synthetic-rtrecord"], {})
-    run_until_idle()
+    run_filing()
     return Patient.objects.get(patient_id="brain")
 
 
@@ -57,7 +57,7 @@ def test_hostile_names_are_rendered_as_text(tmp_path) -> None:
     ds.StructureSetROISequence[0].ROIName = "<img src=x onerror=alert(2)>"
     ds.save_as(tmp_path / "x.dcm")
     import_paths([tmp_path / "x.dcm"], {})
-    run_until_idle()
+    run_filing()
     admin = User.objects.create_superuser("admin", "", "a-long-password-1")
     patient = Patient.objects.get()
     html = client_for(admin).get(f"/inbox/patients/{patient.pk}/").content.decode()

@@ -26,7 +26,6 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from rtbank.catalog.indexing import audit_return_q
-from rtbank.catalog.indexing import audit_return_q
 from rtbank.catalog.models import Instance, InstanceState, Patient, PlanBundleMember
 from rtbank.projects.models import (
     AccessLog,
@@ -34,6 +33,7 @@ from rtbank.projects.models import (
     Grant,
     Permission,
     Project,
+    ProjectPlan,
     ProjectStatus,
     ProjectSubject,
 )
@@ -181,7 +181,6 @@ class Access:
         """Patients with data in no project, for site admins (all) and data managers (their institution)."""
         unassigned = Patient.objects.exclude(Exists(ProjectSubject.objects.filter(patient=OuterRef("pk"))))
         unassigned = unassigned.exclude(audit_return_q())  # returned audit data is not clinical: never in the inbox
-        unassigned = unassigned.exclude(audit_return_q())  # returned audit data is not clinical: never in the inbox
         if self.site_admin:
             return unassigned
         profile = getattr(self.user, "profile", None) if self.user.is_authenticated else None
@@ -241,11 +240,15 @@ class Access:
     # --- instances of a project, and how patients are named -----------------------------------------
     def subject_instances(self, project: Project, subject: ProjectSubject) -> QuerySet[Instance]:
         """The current instances ``project`` holds of one subject (never the rest of the patient's data)."""
-        return instances_in(project).filter(series__study__patient_id=subject.patient_id)
+        return instances_in(project, patient=subject.patient_id)
 
     def plan(self, project: Project, uid: str, action: str) -> Instance:
         """A plan the project holds, by SOP Instance UID (404 otherwise; logged either way)."""
-        plan = instances_in(project).filter(sop_instance_uid=uid, kind__in=PLAN_KINDS).first()
+        plan = (Instance.objects.filter(sop_instance_uid=uid, state=InstanceState.CURRENT, kind__in=PLAN_KINDS)
+                .select_related("series__study").first())
+        if plan is not None and not instances_in(project, kinds=PLAN_KINDS, patient=plan.series.study.patient_id
+                                                 ).filter(pk=plan.pk).exists():
+            plan = None
         self.record(action, "instance", plan.pk if plan else uid, ALLOWED if plan else NOT_FOUND, project=project)
         if plan is None:
             raise Http404("no such plan in this project")
@@ -305,12 +308,28 @@ class Access:
         return len(rows)
 
 
-def instances_in(project: Project) -> QuerySet[Instance]:
-    """Current instances of ``project``: all data of whole-patient subjects, and assigned plans' bundles."""
-    whole = ProjectSubject.objects.filter(project=project, whole_patient=True, patient=OuterRef("series__study__patient"))
-    bundled = PlanBundleMember.objects.filter(member=OuterRef("pk"), plan__project_plans__subject__project=project)
-    assigned_plan = Q(project_plans__subject__project=project)
-    return Instance.objects.filter(state=InstanceState.CURRENT).filter(Exists(whole) | Exists(bundled) | assigned_plan).distinct()
+def instances_in(project: Project, *, kinds: Iterable[str] | None = None,
+                 patient: Patient | int | None = None) -> QuerySet[Instance]:
+    """Current instances of ``project``: all data of whole-patient subjects, and assigned plans' bundles.
+
+    Built as one ``id IN (… UNION ALL …)`` subquery driven from the project's own (small) rows — subjects,
+    assigned plans, bundle members — so its cost follows the project's size, not the catalog's. Narrow it
+    here rather than afterwards when you can: ``kinds`` (e.g. ``PLAN_KINDS``) and ``patient`` are applied
+    inside each branch; a ``.filter()`` on the result still works, but runs over the whole project first.
+    """
+    patient_id = patient.pk if isinstance(patient, Patient) else patient
+    whole = ProjectSubject.objects.filter(project=project, whole_patient=True)
+    plans = ProjectPlan.objects.filter(subject__project=project)
+    if patient_id is not None:
+        whole, plans = whole.filter(patient_id=patient_id), plans.filter(subject__patient_id=patient_id)
+    of_whole = Instance.objects.filter(series__study__patient_id__in=whole.values("patient_id"))
+    bundled = PlanBundleMember.objects.filter(plan_id__in=plans.values("plan_id"))
+    if kinds is not None:
+        kinds = list(kinds)
+        of_whole, bundled, plans = (of_whole.filter(kind__in=kinds), bundled.filter(member__kind__in=kinds),
+                                    plans.filter(plan__kind__in=kinds))
+    members = of_whole.values("pk").union(bundled.values("member_id"), plans.values("plan_id"), all=True)
+    return Instance.objects.filter(state=InstanceState.CURRENT, pk__in=members)
 
 
 def projects_holding(instance: Instance) -> list[Project]:

@@ -7,13 +7,12 @@ with thousands of patients renders as fast as a small one.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncMonth
+from django.db.models import CharField, Count, Q, QuerySet
+from django.db.models.functions import Cast, Substr
 
 from rtbank.catalog.models import Instance, InstanceState, RTPlan
 from rtbank.projects.access import PLAN_KINDS, Access, instances_in
@@ -21,18 +20,30 @@ from rtbank.projects.models import Project, ProjectPlan, ProjectSubject
 
 
 @dataclass
+class PlanCell:
+    instance: Instance
+    info: RTPlan | None
+
+    @property
+    def missing(self) -> int:
+        return len(self.info.bundle_missing) if self.info else 0
+
+
+@dataclass
 class SubjectRow:
     subject: ProjectSubject
     label: str
-    plans: int = 0
-    incomplete: int = 0
-    missing: list[str] = field(default_factory=list)
+    plans: list[PlanCell] = field(default_factory=list)
+
+    @property
+    def incomplete(self) -> int:
+        return sum(1 for p in self.plans if p.missing)
 
     @property
     def status(self) -> str:
         if not self.plans:
             return "no plan"
-        return "complete" if not self.incomplete else f"{self.incomplete} of {self.plans} plans incomplete"
+        return "complete" if not self.incomplete else f"{self.incomplete} of {len(self.plans)} plans incomplete"
 
 
 def filtered_subjects(access: Access, project: Project, query: str = "", institution: str = "") -> QuerySet[ProjectSubject]:
@@ -49,31 +60,29 @@ def filtered_subjects(access: Access, project: Project, query: str = "", institu
 
 
 def subject_rows(access: Access, project: Project, subjects: list[ProjectSubject]) -> list[SubjectRow]:
-    """Rows for one page of subjects: plan counts and plan-bundle completeness in two queries."""
+    """Rows for one page of subjects with their plans (key values, plan-bundle completeness): two queries."""
     identifiers = access.shows_identifiers(project)
     rows = [SubjectRow(s, s.patient.patient_id if identifiers else s.subject_id) for s in subjects]
     whole = [s.patient_id for s in subjects if s.whole_patient]
     partial = [s.pk for s in subjects if not s.whole_patient]
-    plans: dict[int, list[list[Any]]] = defaultdict(list)  # patient id -> bundle_missing per plan
-    for patient_id, missing in RTPlan.objects.filter(
-        instance__state=InstanceState.CURRENT, instance__series__study__patient_id__in=whole
-    ).values_list("instance__series__study__patient_id", "bundle_missing"):
-        plans[patient_id].append(missing)
-    for patient_id, missing in ProjectPlan.objects.filter(subject_id__in=partial, plan__state=InstanceState.CURRENT).values_list(
-        "subject__patient_id", "plan__plan__bundle_missing"
-    ):
-        plans[patient_id].append(missing or [])
+    plans: dict[int, list[PlanCell]] = defaultdict(list)
+    current = Instance.objects.filter(state=InstanceState.CURRENT, kind__in=PLAN_KINDS).select_related(
+        "plan", "series__study")
+    # Two index-driven queries (an OR of the two would scan every plan of the catalog).
+    found = list(current.filter(series__study__patient_id__in=whole)) if whole else []
+    if partial:
+        found += list(current.filter(pk__in=ProjectPlan.objects.filter(subject_id__in=partial).values("plan_id")))
+    for inst in sorted(found, key=lambda i: (i.received_at, i.pk)):
+        plans[inst.series.study.patient_id].append(PlanCell(inst, getattr(inst, "plan", None)))
     for row in rows:
-        found = plans.get(row.subject.patient_id, [])
-        row.plans = len(found)
-        row.incomplete = sum(1 for missing in found if missing)
+        row.plans = plans.get(row.subject.patient_id, [])
     return rows
 
 
 def plan_rows(project: Project) -> QuerySet[Instance]:
     """The project's current plans with their key values (paginate the result)."""
     return (
-        instances_in(project).filter(kind__in=PLAN_KINDS)
+        instances_in(project, kinds=PLAN_KINDS)
         .select_related("plan", "series__study__patient__institution")
         .order_by("-received_at", "pk")
     )
@@ -102,16 +111,17 @@ def counts_by_institution(project: Project) -> list[dict[str, Any]]:
 
 
 def patients_over_time(project: Project) -> dict[str, list[Any]]:
-    """Cumulative number of the project's patients by month of arrival (first object received)."""
-    per_month = (
-        ProjectSubject.objects.filter(project=project)
-        .annotate(month=TruncMonth("patient__created_at"))
-        .values("month").annotate(n=Count("id")).order_by("month")
-    )
+    """Cumulative number of the project's patients by month of arrival (first object received, UTC months).
+
+    Grouped in the database (``YYYY-MM`` of the stored timestamp), so a project of thousands of patients
+    returns a hundred rows, not thousands.
+    """
+    month = Substr(Cast("patient__created_at", output_field=CharField()), 1, 7)
+    per_month = (ProjectSubject.objects.filter(project=project).annotate(month=month)
+                 .values("month").annotate(n=Count("id")).order_by("month"))
     labels, totals, running = [], [], 0
     for row in per_month:
-        month: dt.datetime | dt.date | None = row["month"]
         running += row["n"]
-        labels.append(month.strftime("%Y-%m") if month else "unknown")
+        labels.append(row["month"] or "unknown")
         totals.append(running)
     return {"labels": labels, "cumulative": totals}

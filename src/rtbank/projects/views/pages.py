@@ -47,13 +47,10 @@ def project_detail(request: HttpRequest, code: str) -> HttpResponse:
     institution = request.GET.get("institution", "").strip()[:32]
     subjects = summaries.filtered_subjects(acc, project, query, institution)
     page = Paginator(subjects, PAGE_SIZE).get_page(request.GET.get("page"))
-    plans_page = Paginator(summaries.plan_rows(project), PAGE_SIZE).get_page(request.GET.get("plans_page"))
-    plans = list(plans_page)
     acc.record_search("view_project", "project", project.code, query, project=project, page=page.number)
     context = {
         "project": project, "access": acc, "page": page, "query": query, "institution": institution,
         "rows": summaries.subject_rows(acc, project, list(page)),
-        "plans_page": plans_page, "plan_labels": summaries.plan_subject_labels(acc, project, plans),
         "by_institution": summaries.counts_by_institution(project),
         "over_time": summaries.patients_over_time(project),
         "institutions": Institution.objects.filter(projects=project).order_by("code"),
