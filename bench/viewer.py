@@ -349,7 +349,7 @@ def _wait_http(url: str, process: subprocess.Popen) -> None:
 
 
 # ------------------------------------------------------------------ report
-def render(result: dict[str, Any], browser: dict[str, Any] | None, command: str) -> str:
+def render(result: dict[str, Any], browser: dict[str, Any] | None, command: str, repeat: int) -> str:
     r, first = result, result["first"]
     server = [
         (
@@ -382,10 +382,10 @@ def render(result: dict[str, Any], browser: dict[str, Any] | None, command: str)
     lines = [
         "## Viewer",
         "",
-        f"Command: `{command}` (about 2 min). A 512 × 512 CT of {r['slices']} slices with {r['rois']} ROIs "
+        f"Command: `{command}` (about 4 min). A 512 × 512 CT of {r['slices']} slices with {r['rois']} ROIs "
         "(bench/dvh_plan.py's pelvis, distinct colours; 244,000 contour points), its plan dose and plan, "
         "imported into a throwaway SQLite RTBANK_HOME; six isodose levels; gzip as browsers ask. "
-        "Medians of 10 requests.",
+        f"Medians of 10 requests; the best of {repeat} runs for each figure.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average "
         f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} at the end (shared with other work: the machine "
@@ -409,6 +409,19 @@ def render(result: dict[str, Any], browser: dict[str, Any] | None, command: str)
     return "\n".join(lines) + "\n"
 
 
+def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lowest value of each figure over several runs (the machine is shared: other work only adds)."""
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            out[key] = best([r[key] for r in runs])
+        elif isinstance(value, float):
+            out[key] = min(r[key] for r in runs)
+        else:
+            out[key] = value
+    return out
+
+
 def update_docs(section: str) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -426,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--update-docs", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the best figure of each is reported")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="rtbank-bench-viewer-"))
     env = {
@@ -459,9 +473,13 @@ def main(argv: list[str] | None = None) -> int:
         assign_plan(project, Instance.objects.get(sop_instance_uid=uids["plan"]), actor="bench")
         user = User.objects.create_user("bench", "", "bench-password-0123")
         grant(user, project, ["view", "images"], until, actor="bench")
-        result = in_process(uids["plan"], user)
-        browser = None if args.no_browser else in_browser(uids["plan"], user, env)
-        section = render(result, browser, "python bench/viewer.py --update-docs")
+        result = best([in_process(uids["plan"], user) for _ in range(args.repeat)])
+        browser = (
+            None
+            if args.no_browser
+            else best([in_browser(uids["plan"], user, env) for _ in range(args.repeat)])
+        )
+        section = render(result, browser, "python bench/viewer.py --update-docs", args.repeat)
         print(section)
         if args.update_docs:
             update_docs(section)

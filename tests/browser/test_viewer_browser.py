@@ -264,4 +264,5 @@ def test_the_viewer_shows_a_plan_scrolls_and_toggles_with_pixels_where_they_belo
     assert not problems, problems
     failed = {url: codes for url, codes in answers.items() if codes[-1] >= 400 and "favicon" not in url}
     assert not failed, failed  # nothing failed for good
+    page.wait_for_load_state("networkidle")  # no request still running in the live server at teardown
     context.close()
