@@ -9,12 +9,14 @@ import pytest
 from django.conf import settings
 
 from rtbank.catalog.models import Instance
+from rtbank.ingest.importer import import_paths
 from rtbank.institutions.models import Node
 from rtbank.notifications.models import Notification
 from rtbank.projects.models import AccessLog
 from rtbank.rules import outbox
 from rtbank.rules.models import ForwardedInstance
 from rtbank.work.models import WorkItem, WorkState
+from rtbank.work.worker import run_until_idle
 from tests.ports import free_port
 from tests.rules.conftest import drain, patient, plan_of, store
 from tests.rules.helpers import RD, RECORD_FILES, RP, RS
@@ -110,3 +112,14 @@ def test_a_manual_patient_send_of_a_site_admin_needs_a_dest_node(world: dict, se
         outbox.send_patient(world["dest"], patient(), project=None, actor="admin", user=world["admin"])
         drain()
         assert len(scp.uids) == 2
+
+
+def test_late_objects_arriving_during_a_send_go_out_in_a_second_run(world: dict) -> None:
+    store([RS, RP], institution="ODE")
+    forward = outbox.send_plan(world["dest"], plan_of(), project=world["TRIAL"], actor="rule:1", only_new=True,
+                               origin_key="test:2")
+    WorkItem.objects.filter(kind="forward").update(state=WorkState.IN_PROGRESS)  # a worker is sending it now
+    import_paths([RD], {"institution": "ODE"})
+    run_until_idle(["ingest", "analysis"])  # not "forward": its row is held by that (imaginary) worker
+    assert outbox.refresh(forward)
+    assert WorkItem.objects.get(kind="forward").rerun  # runs once more when the current send ends

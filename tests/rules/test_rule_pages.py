@@ -118,3 +118,16 @@ def test_the_cleanup_page_shows_a_data_manager_only_their_institution(world: dic
     assert client_for(world["admin"]).get("/cleanup/").content.decode().count("brain") == 2
     assert status(world, "viewer", "/cleanup/") == 404
     assert status(world, "admin", "/cleanup/") == 200
+
+
+def test_the_subject_and_plan_pages_show_firings_and_a_send_form_to_forward_holders(world: dict, tmp_path: Path) -> None:
+    make_rule(world["TRIAL"])
+    store([with_empty_roi(tmp_path / "rs.dcm", "TRIAL_X"), RP], institution="ODE")
+    uid = plan_of().sop_instance_uid
+    for url in ("/projects/TRIAL/subjects/TRIAL-0001/", f"/projects/TRIAL/plans/{uid}/"):
+        manager = client_for(world["manager"]).get(url).content.decode()
+        assert 'id="rule-firings"' in manager and "trigger" in manager and 'class="inline send-to-node"' in manager
+        viewer = client_for(world["viewer"]).get(url).content.decode()
+        assert 'id="rule-firings"' in viewer and "send-to-node" not in viewer  # view, but no forward
+    project_page = client_for(world["manager"]).get("/projects/TRIAL/").content.decode()
+    assert 'id="rules-panel"' in project_page and "1 rule(s)</a>, 1 enabled" in project_page

@@ -122,16 +122,15 @@ def check_destination(node: Node, project: Project | None) -> None:
 def refresh(forward: Forward) -> bool:
     """Send what is new for an ``only_new`` forward (late objects of its plan or patient). True if queued.
 
-    A failed row is left for a person: late objects go out with the resubmit.
+    A pending row will see the late objects when it runs; a running one runs once more afterwards (its list
+    was made before they arrived). A failed row is left for a person: late objects go out with the resubmit.
     """
     row = WorkItem.objects.filter(kind=FORWARD, key=forward.work_key).first()
-    if row is not None and row.state == WorkState.FAILED:
+    if row is not None and row.state in (WorkState.FAILED, WorkState.PENDING):
         return False
-    if row is not None and row.state != WorkState.DONE:
-        return False  # pending or running: the run will see the late objects (or rerun)
     if not _unsent(forward).exists():
         return False
-    _enqueue(forward)
+    _enqueue(forward)  # done: pending again; in progress: marked to run again when it ends
     return True
 
 

@@ -99,7 +99,7 @@ def rule_detail(request: HttpRequest, code: str | None = None, pk: int = 0) -> H
         request.GET.get("page"))
     return render(request, "rules/detail.html", {
         "project": project, "rule": rule, "firings": firings, "labels": _firing_labels(acc, project, list(firings)),
-        "description": _describe(rule), "may_forward": project is None or acc.has(project, Permission.FORWARD),
+        "description": _describe(rule), "actions": _action_labels(rule),
     })
 
 
@@ -145,6 +145,23 @@ def _describe(rule: Rule) -> str:
         return parse(rule.conditions).describe()
     except RuleError as exc:
         return f"(invalid: {exc})"
+
+
+def _action_labels(rule: Rule) -> list[str]:
+    from django.contrib.auth.models import User
+
+    labels = []
+    for action in rule.actions:
+        if action["type"] == "assign":
+            target = rule.project or Project.objects.filter(pk=action.get("project")).first()
+            labels.append(f"assign to {target.code if target else '(a removed project)'}")
+        elif action["type"] == "forward":
+            node = Node.objects.filter(pk=action.get("node")).first()
+            labels.append(f"forward to {node.name} ({node.ae_title})" if node else "forward to (a removed node)")
+        elif action["type"] == "notify":
+            names = list(User.objects.filter(pk__in=action.get("users", [])).values_list("username", flat=True))
+            labels.append("notify " + ", ".join(names + [f"{r} holders" for r in action.get("roles", [])]))
+    return labels
 
 
 def _firing_labels(acc: Access, project: Project | None, firings: list[RuleFiring]) -> dict[int, str]:
