@@ -172,3 +172,16 @@ def test_the_scheduled_job_reports_first_then_deletes_through_work_rows(archive:
     drain()
     assert not Patient.objects.filter(pk=archive["phantom"].pk).exists()
     assert TrashedInstance.objects.exclude(trash_path="").count() == TrashedInstance.objects.count() > 0
+
+
+def test_the_expiry_job_reminds_before_and_records_after(world: dict) -> None:
+    from rtbank.rules.expiry import run_scheduled
+
+    soon = timezone.localdate() + dt.timedelta(days=5)
+    grant(world["viewer"], world["TRIAL"], ["view"], soon, actor="test")
+    grant(world["ruler"], world["TRIAL"], ["rules"], timezone.localdate() - dt.timedelta(days=2), actor="test")
+    report = run_scheduled("2026-03-10")
+    assert report["reminders"] >= 1 and report["grants_suspended"] == 1
+    assert Notification.objects.filter(event="grant_expiring", user=world["viewer"]).exists()
+    assert Notification.objects.filter(event="access_suspended", user=world["ruler"]).exists()
+    assert run_scheduled("2026-03-11")["grants_suspended"] == 0

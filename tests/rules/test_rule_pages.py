@@ -120,7 +120,8 @@ def test_the_cleanup_page_shows_a_data_manager_only_their_institution(world: dic
     assert status(world, "admin", "/cleanup/") == 200
 
 
-def test_the_subject_and_plan_pages_show_firings_and_a_send_form_to_forward_holders(world: dict, tmp_path: Path) -> None:
+def test_the_subject_and_plan_pages_show_firings_and_a_send_form_to_forward_holders(
+        world: dict, tmp_path: Path) -> None:
     make_rule(world["TRIAL"])
     store([with_empty_roi(tmp_path / "rs.dcm", "TRIAL_X"), RP], institution="ODE")
     uid = plan_of().sop_instance_uid

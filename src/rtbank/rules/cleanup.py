@@ -153,14 +153,19 @@ def run_cleanup(*, dry_run: bool, actor: str, now: dt.datetime | None = None) ->
 
 
 def run_scheduled(period: str) -> dict[str, Any]:
-    """Scheduled job ``cleanup``: the dry-run report, notices, cancellations, and one deletion row per patient."""
+    """Scheduled job ``cleanup``: the dry-run report, notices, cancellations, one deletion row per patient,
+    the trash purge — and the projects area's finished export folders past their keeping time."""
+    from rtbank.projects.exports import remove_old_exports
+
+    exports = remove_old_exports()
     plan = plan_cleanup()
     CleanupRun.objects.create(dry_run=True, actor="scheduler", report=plan.report())
     announced, cancelled = announce(plan), cancel(plan.cancel)
     for entry in plan.delete:
         work.enqueue(CLEANUP, f"notice:{entry.notice}", {"notice": entry.notice, "uids": entry.sop_instance_uids})
     work.enqueue(CLEANUP, f"purge:{period}", {"purge": True})
-    return {"announced": announced, "cancelled": cancelled, "deletions_queued": len(plan.delete)}
+    return {"announced": announced, "cancelled": cancelled, "deletions_queued": len(plan.delete),
+            "exports_removed": exports}
 
 
 CLEANUP = "cleanup"  # work kind: delete one announced patient's data, or purge the trash

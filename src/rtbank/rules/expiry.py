@@ -21,6 +21,7 @@ from rtbank.eventlog.services import log_event
 from rtbank.notifications.events import Event
 from rtbank.notifications.services import notify
 from rtbank.projects.models import Grant, Project, ProjectStatus
+from rtbank.projects.services import remind_expiring_grants
 from rtbank.rules.models import ExpiryNotice
 
 logger = logging.getLogger("rtbank.expiry")
@@ -29,16 +30,8 @@ logger = logging.getLogger("rtbank.expiry")
 def run_scheduled(period: str) -> dict[str, Any]:
     """Scheduled job ``expiry``: the projects area's reminders, then today's suspensions."""
     today = timezone.localdate()
-    reminders = _reminders(today)
+    reminders = remind_expiring_grants(today)
     return {"reminders": reminders, **record_suspensions(today)}
-
-
-def _reminders(today: dt.date) -> int | None:
-    from rtbank.projects import services as project_services
-
-    # Reminders are the projects area's; run them when that area provides them.
-    remind = getattr(project_services, "remind_expiring_grants", None)
-    return remind(today) if remind is not None else None
 
 
 def record_suspensions(today: dt.date | None = None) -> dict[str, int]:
