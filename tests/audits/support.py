@@ -154,9 +154,13 @@ def clinical_patients() -> set[tuple[str, str]]:
 
 # --- what participants send back -------------------------------------------------------------------------
 def structure_sets(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*.dcm") if pydicom.dcmread(p, stop_before_pixels=True).Modality == "RTSTRUCT"
-    )
+    """The structure sets among the files of a folder (any names, e.g. as storescp writes them)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [
+        p
+        for p in files
+        if pydicom.dcmread(p, stop_before_pixels=True, force=True).get("Modality") == "RTSTRUCT"
+    ]
 
 
 def edited_structure_set(
