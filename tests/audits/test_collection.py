@@ -17,6 +17,7 @@ from rtbank.projects.access import Access
 from rtbank.projects.models import ProjectSubject
 from rtbank.projects.services import AssignmentRefused, assign_patient
 from rtbank.rules.models import Rule, RuleFiring
+from rtbank.rules.retention import is_retained
 from tests.audits.support import (
     AuditWorld,
     clinical_patients,
@@ -84,6 +85,9 @@ def test_returns_are_attached_to_their_participant_and_case_and_stay_out_of_clin
     assert not RuleFiring.objects.filter(rule=rule).exists()
     with pytest.raises(AssignmentRefused, match="audit participant"):
         assign_patient(world.project, returned_patients.first(), actor="test")
+    # returns and the cases' objects are retained: cleanup never deletes them
+    retained = is_retained([r.instance_id for r in returns.values()] + [p.pk for p in world.plans])
+    assert retained == {r.instance_id for r in returns.values()} | {p.pk for p in world.plans}
     # the same rule does fire on clinical data (so the check above could fail)
     send_back([_clinical_structure_set(world, scratch)], calling_ae="TPS", institution="ODE", score=False)
     assert RuleFiring.objects.filter(rule=rule).exists()
