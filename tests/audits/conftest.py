@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.audits.support import AuditWorld, Case, build_world, synth_cases
+from tests.audits.support import AuditWorld, Case, build_world, shared_cases
 
 
 @pytest.fixture(scope="session")
-def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Case]:
-    return synth_cases(tmp_path_factory.mktemp("audit-synth"))
+def cases() -> list[Case]:
+    return shared_cases()
 
 
 @pytest.fixture

@@ -6,8 +6,11 @@ patient's first plan with its structure set, dose and planning CT into a fresh d
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +84,18 @@ def thinned(cases: list[Case], every: int = 4) -> dict[str, list[Path]]:
         ct = [p for p in case.files if p.parent.name.startswith("CT")]
         out[case.patient_id] = [p for p in case.files if p not in ct] + ct[::every]
     return out
+
+
+_SHARED: list[Case] = []
+
+
+def shared_cases() -> list[Case]:
+    """:func:`synth_cases` written once per test session (shared by the audit and end-to-end tests)."""
+    if not _SHARED:
+        root = Path(tempfile.mkdtemp(prefix="rtbank-audit-synth-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _SHARED.extend(synth_cases(root))
+    return list(_SHARED)
 
 
 @dataclass

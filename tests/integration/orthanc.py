@@ -106,6 +106,11 @@ class Orthanc:
                 time.sleep(0.1)
         raise TimeoutError("Orthanc did not start")
 
+    def terminate(self) -> None:
+        """Ask Orthanc to shut down (without waiting; ``stop()`` waits)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.audits.support import edited_structure_set, structure_sets, synth_cases
+from tests.audits.support import edited_structure_set, shared_cases, structure_sets
 from tests.integration.conftest import require_tools
 from tests.integration.rtbank_env import RtbankEnv, wait_for
 from tests.integration.rules_setup import StoreScp, sql
@@ -148,7 +148,7 @@ def centres(tmp_path: Path) -> Iterator[dict[str, StoreScp]]:
 def test_an_audit_goes_out_to_three_centres_and_their_returns_come_back_attached_and_scored(
     env: RtbankEnv, centres: dict[str, StoreScp], tmp_path: Path
 ) -> None:
-    cases = synth_cases(tmp_path / "synth")
+    cases = shared_cases()
     imported: list[list[Path]] = []
     env.query(
         NODES.format(

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from rtbank.catalog.models import Instance
@@ -210,9 +212,13 @@ def retained_instance_ids() -> QuerySet[Instance]:
     """
     kept = HarvestRun.objects.filter(keep=True).values("pk")
     wanted = HarvestObject.objects.filter(run__in=kept, wanted=True).values("sop_instance_uid")
-    return Instance.objects.filter(
-        Q(sop_instance_uid__in=wanted) | Q(provenance__harvest_run__in=kept)
-    ).values("pk")
+    # The run id inside the JSON, as a number (PostgreSQL has no jsonb = bigint for a subquery).
+    run_id = Cast(KT("provenance__harvest_run"), BigIntegerField())
+    return (
+        Instance.objects.annotate(harvest_run_id=run_id)
+        .filter(Q(sop_instance_uid__in=wanted) | Q(harvest_run_id__in=kept))
+        .values("pk")
+    )
 
 
 def step_names() -> tuple[str, ...]:

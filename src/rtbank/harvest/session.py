@@ -562,19 +562,21 @@ class Session:
         )
         # Filed from this source since the run started, but not recorded as requested: a step moved them and
         # was killed before it could say so. They are this run's retrievals (provenance), not held objects.
+        unrecorded = held - fetched
         moved = [
             o
             for o in objs
-            if o.sop_instance_uid in held - fetched
+            if o.sop_instance_uid in unrecorded
             and arrivals[o.sop_instance_uid][0] == o.node_id
             and arrivals[o.sop_instance_uid][1] >= self.run.created_at
         ]
         if moved:
             self._mark_requested(moved)
             fetched |= {o.sop_instance_uid for o in moved}
-        HarvestObject.objects.filter(
-            run=self.run, sop_instance_uid__in=held - fetched, state=ObjectState.KNOWN
-        ).update(state=ObjectState.HELD)
+        if held - fetched:
+            HarvestObject.objects.filter(
+                run=self.run, sop_instance_uid__in=held - fetched, state=ObjectState.KNOWN
+            ).update(state=ObjectState.HELD)
         todo = [o for o in objs if o.sop_instance_uid not in held and o.sop_instance_uid not in fetched]
         done = 0
         cached = [o for o in todo if o.sop_instance_uid in self._cache and o.node is not None]

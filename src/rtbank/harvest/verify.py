@@ -133,7 +133,10 @@ def _mark_collected(run: HarvestRun, current: set[str]) -> None:
         run=run, state=ObjectState.REQUESTED, sop_instance_uid__in=current
     )
     by_uid = {o.sop_instance_uid: o for o in requested.select_related("node")}
-    instances = Instance.objects.filter(sop_instance_uid__in=list(by_uid), state=InstanceState.CURRENT)
+    instances = Instance.objects.filter(sop_instance_uid__in=list(by_uid), state=InstanceState.CURRENT).only(
+        "pk", "sop_instance_uid", "provenance", "size"
+    )
+    given, collected = [], []
     for instance in instances:
         obj = by_uid[instance.sop_instance_uid]
         if instance.provenance.get("harvest_run") is None:
@@ -143,10 +146,11 @@ def _mark_collected(run: HarvestRun, current: set[str]) -> None:
                 "source_node": obj.node.name if obj.node else "",
                 "harvested_at": (obj.requested_at or timezone.now()).isoformat(),
             }
-            Instance.objects.filter(pk=instance.pk).update(provenance=instance.provenance)
-        HarvestObject.objects.filter(pk=obj.pk).update(
-            state=ObjectState.COLLECTED, instance=instance, size=instance.size
-        )
+            given.append(instance)
+        obj.state, obj.instance, obj.size = ObjectState.COLLECTED, instance, instance.size
+        collected.append(obj)
+    Instance.objects.bulk_update(given, ["provenance"], batch_size=250)
+    HarvestObject.objects.bulk_update(collected, ["state", "instance", "size"], batch_size=250)
 
 
 def _step_failures(run: HarvestRun) -> dict[Any, list[str]]:

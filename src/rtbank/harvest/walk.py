@@ -384,16 +384,36 @@ def _registered_series(s: Session, plan: HarvestPlan) -> set[str]:
         r.series_uid for r in _in_frames(s, plan, {plan.frame_of_reference_uid})
     }
     found: set[str] = set()
+    images: set[str] = set()
     for reg in _registrations(s, plan):
         for uid in _targets(reg, "series"):
             if uid in series_rows and s.list_series(series_rows[uid]):
                 found.add(uid)
-        images = set(_targets(reg, "image"))
-        if images:
-            for row in series_rows.values():
-                if images & {o.sop_instance_uid for o in s.list_series(row)}:
-                    found.add(row.series_uid)
+        images |= set(_targets(reg, "image"))
+    if images:
+        found |= _series_holding(s, plan.patient_id, images, series_rows)
     return found - bundle_series
+
+
+def _series_holding(
+    s: Session, patient: str, images: set[str], series_rows: dict[str, HarvestSeries]
+) -> set[str]:
+    """The image series holding any of ``images``; lists (C-FIND) only as many series as it takes."""
+    located = dict(
+        HarvestObject.objects.filter(
+            run=s.run, patient_id=patient, sop_instance_uid__in=list(images)
+        ).values_list("sop_instance_uid", "series_uid")
+    )
+    left = images - set(located)
+    for row in series_rows.values():
+        if not left:
+            break
+        if row.listed:
+            continue  # its instances are in ``located`` already
+        members = {o.sop_instance_uid for o in s.list_series(row)}
+        located.update((uid, row.series_uid) for uid in left & members)
+        left -= members
+    return {series for series in located.values() if series in series_rows}
 
 
 def s09_registered_images(s: Session, plan: HarvestPlan) -> StepOutcome:

@@ -116,10 +116,10 @@ class Command(RtbankCommand):
     def _work(self, run: HarvestRun, live: bool) -> bool:
         """Process the run's rows in this process until it is finished, filing what arrives meanwhile.
 
-        The walk waits on the source during each C-MOVE; a second thread files the objects already
-        received at the same time (ingest rows only), so walking and filing overlap.
+        One thread walks (finding, steps, verification); it waits on the source during each C-MOVE, while
+        a second thread files what has arrived (ingest rows), so walking and filing overlap.
         """
-        worker = Worker([*jobs.KINDS, "ingest"], poll_s=settings.HARVEST_POLL_S)
+        worker = Worker(list(jobs.KINDS), poll_s=settings.HARVEST_POLL_S)
         filer = Worker(["ingest"], poll_s=settings.HARVEST_POLL_S)
         finished = threading.Event()
 
