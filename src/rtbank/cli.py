@@ -81,7 +81,8 @@ def _run_service_verb(args: list[str]) -> int:
     from rtbank import dbstate
 
     dbstate.ensure_home()
-    if args[0] not in _NO_DB_VERBS and not args[0].startswith("-"):
+    asks_help = any(a in {"-h", "--help"} for a in args[1:])
+    if args[0] not in _NO_DB_VERBS and not args[0].startswith("-") and not asks_help:
         problem = dbstate.prepare(args[0])
         if problem:
             print(f"rtbank: {problem}", file=sys.stderr)

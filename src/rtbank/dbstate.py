@@ -7,6 +7,9 @@ while migrations are pending and tell the operator to run ``rtbank migrate`` (no
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.core.management import call_command
@@ -34,6 +37,16 @@ def ensure_home() -> None:
         pass  # the system checks name the problem
 
 
+@contextmanager
+def _migration_lock(home: Path) -> Iterator[None]:
+    with open(home / ".migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def prepare(verb: str) -> str | None:
     """Make the database usable for ``verb``; return a one-line problem when it cannot be."""
     from django.conf import settings
@@ -42,7 +55,11 @@ def prepare(verb: str) -> str | None:
     try:
         if engine.endswith("sqlite3"):
             if pending_migrations():
-                call_command("migrate", interactive=False, verbosity=0)
+                # Several verbs started at once on a fresh home (e.g. `rtbank up` and a `rtbank import`)
+                # must not both create the tables: one migrates, the others wait and find nothing to do.
+                with _migration_lock(settings.HOME):
+                    if pending_migrations():
+                        call_command("migrate", interactive=False, verbosity=0)
             return None
         pending = pending_migrations()
     except Exception as exc:  # noqa: BLE001 - turn any database failure into one readable line

@@ -6,12 +6,14 @@ import csv
 import re
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import pydicom
 
 from tests.dicom.test_anonymize_support import DATA, ROOT
 
-RTBANK = ROOT / ".venv" / "bin" / "rtbank"
+RTBANK = Path(sys.executable).parent / "rtbank"  # the console script installed beside this interpreter
 CT = [DATA / "rt-utils/ct_1.dcm", DATA / "rt-utils/ct_2.dcm"]
 STRUCTURES = DATA / "rt-utils/rt.dcm"
 NAME = re.compile(r"^(image|structure-set|plan|dose|record|registration)-[0-9a-f]{24}\.dcm$")

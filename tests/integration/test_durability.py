@@ -100,7 +100,7 @@ def test_file_and_directory_are_fsynced_before_the_store_response(open_rtbank_en
     require_tools("strace", "storescu")
     env = open_rtbank_env
     trace = tmp_path / "trace.txt"
-    env.start("receiver", "receive", wrapper=["strace", "-f", "-y", "-qq", "-o", str(trace),
+    env.start("receiver", "receive", wrapper=["strace", "-f", "-yy", "-qq", "-o", str(trace),
                                               "-e", "trace=fsync,rename,renameat,renameat2,write,sendto,sendmsg"])
     wait_for(env.echo, 60, what="the traced receiver")
     files = make_slices(tmp_path / "five", 5, "1.2.826.0.1.3680043.10.778")
@@ -115,7 +115,9 @@ def test_file_and_directory_are_fsynced_before_the_store_response(open_rtbank_en
         assert file_sync, f"no fsync of {part} before its rename"
         after = lines[i + 1:]
         dir_sync = next(k for k, line in enumerate(after) if re.search(r"fsync\(\d+</[^>]*/spool/ready>\)", line))
-        socket_write = next(k for k, line in enumerate(after) if re.search(r"(write|sendto|sendmsg)\(\d+<(TCP|socket)", line))
+        # The association's socket (local port = the receiver's); on PostgreSQL the database socket is TCP too.
+        association = rf"(write|sendto|sendmsg)\(\d+<TCP(v6)?:\[[^\]]*:{env.dicom_port}->"
+        socket_write = next(k for k, line in enumerate(after) if re.search(association, line))
         assert dir_sync < socket_write, "the C-STORE response went out before the directory fsync"
 
 

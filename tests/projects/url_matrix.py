@@ -554,3 +554,43 @@ URL_MATRIX.update({
 from tests.audits.url_matrix import AUDIT_URLS  # noqa: E402 - it builds on the Case defined above
 
 URL_MATRIX.update(AUDIT_URLS)
+
+
+# --- harvest area: site admins only (owner: harvest) ------------------------------------------------------------
+def _harvest_run(w: World, role: str) -> dict[str, Any]:
+    """A harvest run over A's patient from a record-and-verify node (made once per world)."""
+    if "harvest_run" not in w.extra:
+        from rtbank.harvest.models import HarvestRun
+        from rtbank.institutions.services import add_node
+
+        source = add_node("RVSRC", ae_title="RVSRC", host="127.0.0.1", port=11112, institution_code=None,
+                          roles=["harvest"], actor="test")
+        w.extra["harvest_run"] = HarvestRun.objects.create(
+            source=source, patients=[PATIENT_ID], created_by="site_admin").pk
+    return {"pk": w.extra["harvest_run"]}
+
+
+def _harvest_runs(w: World, role: str) -> dict[str, Any]:
+    _harvest_run(w, role)  # made here, outside the rolled-back transaction of a POST
+    return {}
+
+
+def _harvest_start(w: World, role: str) -> dict[str, Any]:
+    return {"source": "RVSRC", "from": "2020-01-01", "to": "2020-12-31"}
+
+
+def _harvest_started(w: World) -> bool:
+    from rtbank.harvest.models import HarvestRun
+
+    return HarvestRun.objects.filter(date_from="2020-01-01").exists()
+
+
+URL_MATRIX.update({
+    "harvest_runs": [
+        Case(ok={"site_admin"}, sees={"site_admin"}, note="harvest runs are for site admins"),
+        Case(kwargs=_harvest_runs, method="POST", data=_harvest_start, ok={"site_admin"}, ok_status=302, sees={"site_admin"},
+             effect=_harvest_started),
+    ],
+    "harvest_run": [Case(kwargs=_harvest_run, ok={"site_admin"}, sees={"site_admin"}, contains=("RVSRC",))],
+    "harvest_run_csv": [Case(kwargs=_harvest_run, ok={"site_admin"}, sees={"site_admin"})],
+})

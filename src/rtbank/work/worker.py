@@ -11,7 +11,7 @@ import time
 import uuid
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from rtbank.work import services
@@ -20,6 +20,11 @@ from rtbank.work.registry import KINDS, POLLERS, Batch, LeaseLost, PermanentErro
 
 logger = logging.getLogger("rtbank.worker")
 HEARTBEAT_S = 5.0
+STOP_GRACE_S = 10.0  # s a stopping worker may spend finishing its batch before it abandons it
+
+
+class Abandoned(BaseException):
+    """Raised in the main thread when a stop request outlasts the grace period (or is repeated)."""
 
 
 class Worker:
@@ -33,16 +38,40 @@ class Worker:
         self._last_beat = 0.0
         self._started = timezone.now()
 
-    def install_signal_handlers(self) -> None:
+    def install_signal_handlers(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM/SIGINT: finish the current batch and stop. A batch still running ``grace_s`` later (a long
+        calculation), or a second signal, is abandoned: its transaction rolls back, its rows are handed back
+        to the queue, and the process exits — nothing half-done is ever committed, so this is always safe."""
+
+        def on_signal(*_: object) -> None:
+            if self.stop.is_set():
+                raise Abandoned
+            self.stop.set()
+            timer = threading.Timer(grace_s, os.kill, (os.getpid(), signal.SIGTERM))
+            timer.daemon = True
+            timer.start()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop.set())
+            signal.signal(sig, on_signal)
 
     def run(self, *, until_idle: bool = False) -> int:
         """Loop until stopped (or, with ``until_idle``, until no work is left). Returns rows processed."""
         logger.info("worker %s started: %s", self.id, ", ".join(k.name for k in self.kinds))
         threading.Thread(target=self._renew_leases, name="lease-renewal", daemon=True).start()
+        try:
+            self._loop(until_idle)
+        except Abandoned:
+            logger.warning("worker %s: stop requested again or grace period over; current batch abandoned", self.id)
+        self.stop.set()  # also ends the lease-renewal thread of a worker that ran until idle
+        logger.info("worker %s stopped after %d rows", self.id, self.processed)
+        return self.processed
+
+    def _loop(self, until_idle: bool) -> None:
         while not self.stop.is_set():
-            close_old_connections()
+            if not connection.in_atomic_block:
+                # Drops a broken or outdated connection. Not inside a caller's transaction (a test, a
+                # command running the worker until idle): closing would end that transaction.
+                close_old_connections()
             try:
                 self._run_pollers(draining=until_idle)
                 did_work = self.step()
@@ -56,9 +85,6 @@ class Worker:
                 if until_idle and not self._pending_now():
                     break
                 self.stop.wait(self.poll_s)
-        self.stop.set()  # also ends the lease-renewal thread of a worker that ran until idle
-        logger.info("worker %s stopped after %d rows", self.id, self.processed)
-        return self.processed
 
     def step(self) -> bool:
         """Claim and run one batch of the first kind that has work."""
@@ -75,7 +101,7 @@ class Worker:
             if kind.prepare:
                 kind.prepare(items, batch)
             self._run_in_transaction(kind, items, batch)
-        except DatabaseError:
+        except (DatabaseError, Abandoned):
             # The batch is rolled back as a whole; hand the rows back instead of keeping (and renewing)
             # their leases, so this or another worker retries them at once.
             services.release(items, self.id)

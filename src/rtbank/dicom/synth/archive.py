@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,9 @@ def _run(
             if progress:
                 progress(len(results), len(jobs))
         return results
-    with ProcessPoolExecutor(max_workers=count) as pool:
+    # "spawn": fresh interpreters. A fork would copy the caller's open database connections and threads
+    # (a web or test process), and a child closing its copy can end the parent's PostgreSQL session.
+    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
         for result in pool.map(_write_patient, jobs):
             results.append(result)
             if progress:
