@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -17,6 +19,24 @@ def add_institution(code: str, name: str, *, actor: str) -> Institution:
     return institution
 
 
+def check_roles(roles: Iterable[str], known: Iterable[str]) -> None:
+    """Refuse role names outside ``known`` with one line that lists the valid ones."""
+    known = list(known)
+    unknown = set(roles) - set(known)
+    if unknown:
+        raise ValidationError(f"unknown role(s) {', '.join(sorted(unknown))}; use {', '.join(known)}")
+
+
+def institution_by_code(code: str | None) -> Institution | None:
+    """The institution with ``code`` (None for no code); a ValidationError names a code that does not exist."""
+    if not code:
+        return None
+    institution = Institution.objects.filter(code=code).first()
+    if institution is None:
+        raise ValidationError(f"no institution with code {code!r} (add it first)")
+    return institution
+
+
 def add_node(
     name: str,
     *,
@@ -28,14 +48,8 @@ def add_node(
     actor: str,
     options: dict | None = None,
 ) -> Node:
-    unknown = set(roles) - set(NodeRole.values)
-    if unknown:
-        raise ValidationError(f"unknown role(s) {', '.join(sorted(unknown))}; use {', '.join(NodeRole.values)}")
-    institution = None
-    if institution_code:
-        institution = Institution.objects.filter(code=institution_code).first()
-        if institution is None:
-            raise ValidationError(f"no institution with code {institution_code!r} (add it first)")
+    check_roles(roles, NodeRole.values)
+    institution = institution_by_code(institution_code)
     node = Node(
         name=name,
         ae_title=ae_title.strip(),

@@ -13,6 +13,7 @@ from rtbank.catalog.indexing import AUDIT_ISSUER
 from rtbank.catalog.models import Instance, InstanceState, Patient
 from rtbank.eventlog.services import log_event
 from rtbank.institutions.models import Institution, InstitutionRole, UserProfile
+from rtbank.institutions.services import check_roles, institution_by_code
 from rtbank.projects.models import (
     AssignedVia,
     Grant,
@@ -25,14 +26,8 @@ from rtbank.projects.models import (
 
 def add_user(username: str, *, password: str | None, email: str = "", institution: str | None = None,
              roles: Iterable[str] = (), site_admin: bool = False, actor: str) -> User:
-    unknown = set(roles) - set(InstitutionRole.values)
-    if unknown:
-        raise ValidationError(f"unknown role(s) {', '.join(sorted(unknown))}; use {', '.join(InstitutionRole.values)}")
-    inst = None
-    if institution:
-        inst = Institution.objects.filter(code=institution).first()
-        if inst is None:
-            raise ValidationError(f"no institution with code {institution!r}")
+    check_roles(roles, InstitutionRole.values)
+    inst = institution_by_code(institution)
     if roles and inst is None:
         raise ValidationError("institution roles need --institution")
     if User.objects.filter(username=username).exists():
