@@ -121,7 +121,7 @@ def source_instances(dataset: AuditDataset, contents: list[str] | None = None) -
 
 def reference_structure_set(dataset: AuditDataset) -> Instance | None:
     """The delineation returns are compared with: the plan's structure set, or the patient's latest one."""
-    held = instances_in(dataset.audit.project).filter(kind="structure_set")
+    held = instances_in(dataset.audit.project, kinds=["structure_set"])
     if dataset.plan_id:
         members = PlanBundleMember.objects.filter(plan_id=dataset.plan_id, role=Role.STRUCTURE_SET.value)
         return held.filter(pk__in=members.values("member_id")).order_by("-received_at", "-pk").first()

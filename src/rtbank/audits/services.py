@@ -140,7 +140,7 @@ def _cases(
         if subject is None:
             raise ValidationError(f"{project.code} has no subject {subject_id!r}")
         cases.append((subject.patient_id, None))
-    held = instances_in(project).filter(kind__in=PLAN_KINDS).select_related("series__study")
+    held = instances_in(project, kinds=PLAN_KINDS).select_related("series__study")
     for uid in dict.fromkeys(p.strip() for p in plans if p.strip()):
         plan = held.filter(sop_instance_uid=uid).first()
         if plan is None:
