@@ -33,8 +33,23 @@ NODELAY = {**os.environ, "TCP_NODELAY": "1"}
 
 def make_files(work: Path, patients: int, limit: int) -> list[Path]:
     out = work / "archive"
-    subprocess.run([sys.executable, "-m", "rtbank.cli", "synth", "--patients", str(patients), "--full-size",
-                    "--out", str(out), "--seed", "11"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtbank.cli",
+            "synth",
+            "--patients",
+            str(patients),
+            "--full-size",
+            "--out",
+            str(out),
+            "--seed",
+            "11",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     rt = [out / f["path"] for f in manifest["files"] if f["modality"] not in ("CT", "MR", "PT")]
     ct = [out / f["path"] for f in manifest["files"] if f["modality"] == "CT"]
@@ -45,8 +60,15 @@ def make_files(work: Path, patients: int, limit: int) -> list[Path]:
 def send(port: int, files: list[Path], parallel: int, called: str = "RTBANK") -> float:
     chunks = [files[i::parallel] for i in range(parallel)]
     started = time.perf_counter()
-    procs = [subprocess.Popen(["storescu", "-R", "-aet", "BENCH", "-aec", called, "127.0.0.1", str(port), *map(str, c)],
-                              env=NODELAY, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in chunks]
+    procs = [
+        subprocess.Popen(
+            ["storescu", "-R", "-aet", "BENCH", "-aec", called, "127.0.0.1", str(port), *map(str, c)],
+            env=NODELAY,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for c in chunks
+    ]
     for p in procs:
         _, err = p.communicate()
         if p.returncode != 0:
@@ -55,8 +77,10 @@ def send(port: int, files: list[Path], parallel: int, called: str = "RTBANK") ->
 
 
 def bench_rtbank(files: list[Path], parallel: int, processes: int, work: Path) -> float:
-    env = RtbankEnv(Path(tempfile.mkdtemp(dir=work)), {"RTBANK_ALLOW_ANY_AE": "1", "RTBANK_WORK_POLL": "0.05",
-                                                        "RTBANK_SPOOL_RESERVE_MB": "64"})
+    env = RtbankEnv(
+        Path(tempfile.mkdtemp(dir=work)),
+        {"RTBANK_ALLOW_ANY_AE": "1", "RTBANK_WORK_POLL": "0.05", "RTBANK_SPOOL_RESERVE_MB": "64"},
+    )
     try:
         env.start("receiver", "receive", "--processes", str(processes))
         wait_for(env.echo, 60, what="receiver")
@@ -74,10 +98,19 @@ def bench_rtbank(files: list[Path], parallel: int, processes: int, work: Path) -
 
 def orthanc_config(folder: Path, dicom_port: int, http_port: int) -> Path:
     config = {
-        "Name": "bench", "StorageDirectory": str(folder / "storage"), "IndexDirectory": str(folder / "index"),
-        "DicomAet": "ORTHANC", "DicomPort": dicom_port, "HttpPort": http_port, "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False, "DicomCheckCalledAet": False, "SyncStorageArea": True,
-        "StorageCompression": False, "Plugins": [], "ConcurrentJobs": 2,
+        "Name": "bench",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "index"),
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": False,
+        "SyncStorageArea": True,
+        "StorageCompression": False,
+        "Plugins": [],
+        "ConcurrentJobs": 2,
     }
     path = folder / "orthanc.json"
     path.write_text(json.dumps(config))
@@ -87,11 +120,23 @@ def orthanc_config(folder: Path, dicom_port: int, http_port: int) -> Path:
 def bench_orthanc(files: list[Path], parallel: int, work: Path) -> float:
     folder = Path(tempfile.mkdtemp(dir=work))
     dicom_port, http_port = free_port(), free_port()
-    proc = subprocess.Popen(["Orthanc", str(orthanc_config(folder, dicom_port, http_port))], env=NODELAY,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["Orthanc", str(orthanc_config(folder, dicom_port, http_port))],
+        env=NODELAY,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: subprocess.run(["echoscu", "-aec", "ORTHANC", "127.0.0.1", str(dicom_port)],
-                                        capture_output=True).returncode == 0, 60, what="Orthanc")
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    ["echoscu", "-aec", "ORTHANC", "127.0.0.1", str(dicom_port)], capture_output=True
+                ).returncode
+                == 0
+            ),
+            60,
+            what="Orthanc",
+        )
         return send(dicom_port, files, parallel, called="ORTHANC")
     finally:
         proc.terminate()
@@ -101,11 +146,18 @@ def bench_orthanc(files: list[Path], parallel: int, work: Path) -> float:
 def bench_storescp(files: list[Path], parallel: int, work: Path) -> float:
     folder = Path(tempfile.mkdtemp(dir=work))
     port = free_port()
-    proc = subprocess.Popen(["storescp", "--fork", "-od", str(folder), str(port)], env=NODELAY,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["storescp", "--fork", "-od", str(folder), str(port)],
+        env=NODELAY,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: subprocess.run(["echoscu", "127.0.0.1", str(port)], capture_output=True).returncode == 0, 30,
-                 what="storescp")
+        wait_for(
+            lambda: subprocess.run(["echoscu", "127.0.0.1", str(port)], capture_output=True).returncode == 0,
+            30,
+            what="storescp",
+        )
         return send(port, files, parallel, called="ANY-SCP")
     finally:
         proc.terminate()
@@ -118,11 +170,19 @@ def count_fsyncs(files: list[Path], work: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     try:
         traces = {name: env.home / f"{name}.strace" for name in ("receiver", "worker")}
-        env.start("receiver", "receive", wrapper=["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", str(traces["receiver"])])
+        env.start(
+            "receiver",
+            "receive",
+            wrapper=["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", str(traces["receiver"])],
+        )
         wait_for(env.echo, 60, what="receiver")
         send(env.dicom_port, files, 1)
         env.kill("receiver", 15)
-        env.start("worker", "worker", wrapper=["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", str(traces["worker"])])
+        env.start(
+            "worker",
+            "worker",
+            wrapper=["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", str(traces["worker"])],
+        )
         wait_for(lambda: env.stats()["instances"] >= len(files), 600, 0.5, "indexing")
         env.wait_idle()
         env.kill("worker", 15)
@@ -140,7 +200,9 @@ def count_fsyncs(files: list[Path], work: Path) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--instances", type=int, default=400)
     parser.add_argument("--patients", type=int, default=2)
     parser.add_argument("--keep", action="store_true")
@@ -161,13 +223,29 @@ def main() -> int:
             scp = bench_storescp(files, parallel, work)
             n = len(files)
             best = min(t for t in (rt, rt2) if t is not None)
-            rows.append((parallel, n / rt, n / rt2 if rt2 else None, n / orth, n / scp, (n / best) / (n / orth), (n / best) / (n / scp)))
-        print(f"{'assoc':>5} {'rtbank':>8} {'rtbank×2':>9} {'Orthanc':>8} {'storescp':>9} {'rt/Orthanc':>10} {'rt/storescp':>11}   (instances/s)")
+            rows.append(
+                (
+                    parallel,
+                    n / rt,
+                    n / rt2 if rt2 else None,
+                    n / orth,
+                    n / scp,
+                    (n / best) / (n / orth),
+                    (n / best) / (n / scp),
+                )
+            )
+        print(
+            f"{'assoc':>5} {'rtbank':>8} {'rtbank×2':>9} {'Orthanc':>8} {'storescp':>9} {'rt/Orthanc':>10} {'rt/storescp':>11}   (instances/s)"
+        )
         for p, rt, rt2, orth, scp, r1, r2 in rows:
-            print(f"{p:>5} {rt:>8.1f} {rt2 if rt2 else float('nan'):>9.1f} {orth:>8.1f} {scp:>9.1f} {r1:>10.2f} {r2:>11.2f}")
+            print(
+                f"{p:>5} {rt:>8.1f} {rt2 if rt2 else float('nan'):>9.1f} {orth:>8.1f} {scp:>9.1f} {r1:>10.2f} {r2:>11.2f}"
+            )
         fsyncs = count_fsyncs(files[:100], work)
-        print(f"fsync per stored instance: receiver {fsyncs['receiver']:.2f}, worker {fsyncs['worker']:.2f}; "
-              "Orthanc SyncStorageArea=true (its default: one fsync per stored file, plus its SQLite index)")
+        print(
+            f"fsync per stored instance: receiver {fsyncs['receiver']:.2f}, worker {fsyncs['worker']:.2f}; "
+            "Orthanc SyncStorageArea=true (its default: one fsync per stored file, plus its SQLite index)"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -73,24 +73,48 @@ def fill(patients: int, projects: int, seed: int = 7) -> dict:
         with connection.cursor() as cursor:  # a throwaway catalog: no need to fsync every insert
             cursor.execute("PRAGMA synchronous=OFF")
     institutions = Institution.objects.bulk_create(
-        [Institution(code=c, name=f"{c} hospital") for c in ("ODE", "AAR", "RH", "VEJ", "AAL")])
+        [Institution(code=c, name=f"{c} hospital") for c in ("ODE", "AAR", "RH", "VEJ", "AAL")]
+    )
     Patient._meta.get_field("created_at").auto_now_add = False  # arrival dates spread over ten years
     first = timezone.now() - dt.timedelta(days=3650)
-    pts = [Patient(issuer=institutions[i % 5].code, patient_id=f"P{i:06d}", name=f"FAMILY{i}^GIVEN",
-                   institution=institutions[i % 5], created_at=first + dt.timedelta(days=3650 * i / patients))
-           for i in range(patients)]
+    pts = [
+        Patient(
+            issuer=institutions[i % 5].code,
+            patient_id=f"P{i:06d}",
+            name=f"FAMILY{i}^GIVEN",
+            institution=institutions[i % 5],
+            created_at=first + dt.timedelta(days=3650 * i / patients),
+        )
+        for i in range(patients)
+    ]
     with transaction.atomic():
         Patient.objects.bulk_create(pts, batch_size=2000)
     pts = list(Patient.objects.order_by("pk"))
     with transaction.atomic():
-        studies = Study.objects.bulk_create([Study(uid=f"2.25.1{p.pk}", patient=p, description="RT course")
-                                             for p in pts], batch_size=2000)
+        studies = Study.objects.bulk_create(
+            [Study(uid=f"2.25.1{p.pk}", patient=p, description="RT course") for p in pts], batch_size=2000
+        )
     with transaction.atomic():
         series = Series.objects.bulk_create(
-            [s for st in studies for s in (Series(uid=f"2.25.2{st.pk}", study=st, modality="CT", number=1,
-                                                 description="planning CT", frame_of_reference_uid=f"2.25.9{st.pk}"),
-                                          Series(uid=f"2.25.3{st.pk}", study=st, modality="RTPLAN", number=2,
-                                                 description="RT objects"))], batch_size=2000)
+            [
+                s
+                for st in studies
+                for s in (
+                    Series(
+                        uid=f"2.25.2{st.pk}",
+                        study=st,
+                        modality="CT",
+                        number=1,
+                        description="planning CT",
+                        frame_of_reference_uid=f"2.25.9{st.pk}",
+                    ),
+                    Series(
+                        uid=f"2.25.3{st.pk}", study=st, modality="RTPLAN", number=2, description="RT objects"
+                    ),
+                )
+            ],
+            batch_size=2000,
+        )
     ct_of = {s.study_id: s for s in series if s.modality == "CT"}
     rt_of = {s.study_id: s for s in series if s.modality != "CT"}
     kinds = ("plan", "structure_set", "dose", "record", "record")
@@ -111,21 +135,45 @@ def fill(patients: int, projects: int, seed: int = 7) -> dict:
         ct = by_series[ct_of[st.pk].pk]
         plan, ss, dose, rec1, rec2 = rt
         plans.append(plan)
-        details.append(RTPlan(instance=plan, label=f"PLAN{st.pk}", name="VMAT", intent="CURATIVE", fractions_planned=25,
-                              prescription_gy=50.0, beam_count=2, approval_status="APPROVED",
-                              structure_set_uid=ss.sop_instance_uid))
+        details.append(
+            RTPlan(
+                instance=plan,
+                label=f"PLAN{st.pk}",
+                name="VMAT",
+                intent="CURATIVE",
+                fractions_planned=25,
+                prescription_gy=50.0,
+                beam_count=2,
+                approval_status="APPROVED",
+                structure_set_uid=ss.sop_instance_uid,
+            )
+        )
         details.append(StructureSet(instance=ss, label="RS", series_uid=ct_of[st.pk].uid))
         details.append(Dose(instance=dose, plan_uid=plan.sop_instance_uid, units="GY", summation_type="PLAN"))
-        details += [TreatmentRecord(instance=r, fraction_number=i + 1, plan_uid=plan.sop_instance_uid)
-                    for i, r in enumerate((rec1, rec2))]
-        rois += [Roi(structure_set_id=ss.pk, number=n, name=f"ROI_{n}", contour_count=20) for n in range(1, 13)]
-        refs += [Reference(source=plan, kind="structure_set", level="instance", target_uid=ss.sop_instance_uid),
-                 Reference(source=ss, kind="series", level="series", target_uid=ct_of[st.pk].uid),
-                 Reference(source=dose, kind="plan", level="instance", target_uid=plan.sop_instance_uid),
-                 Reference(source=rec1, kind="plan", level="instance", target_uid=plan.sop_instance_uid),
-                 Reference(source=rec2, kind="plan", level="instance", target_uid=plan.sop_instance_uid)]
-        bundle += [PlanBundleMember(plan=plan, member=m, role=role) for m, role in
-                   ((plan, "plan"), (ss, "structure_set"), (dose, "dose"), (rec1, "record"), (rec2, "record"))]
+        details += [
+            TreatmentRecord(instance=r, fraction_number=i + 1, plan_uid=plan.sop_instance_uid)
+            for i, r in enumerate((rec1, rec2))
+        ]
+        rois += [
+            Roi(structure_set_id=ss.pk, number=n, name=f"ROI_{n}", contour_count=20) for n in range(1, 13)
+        ]
+        refs += [
+            Reference(source=plan, kind="structure_set", level="instance", target_uid=ss.sop_instance_uid),
+            Reference(source=ss, kind="series", level="series", target_uid=ct_of[st.pk].uid),
+            Reference(source=dose, kind="plan", level="instance", target_uid=plan.sop_instance_uid),
+            Reference(source=rec1, kind="plan", level="instance", target_uid=plan.sop_instance_uid),
+            Reference(source=rec2, kind="plan", level="instance", target_uid=plan.sop_instance_uid),
+        ]
+        bundle += [
+            PlanBundleMember(plan=plan, member=m, role=role)
+            for m, role in (
+                (plan, "plan"),
+                (ss, "structure_set"),
+                (dose, "dose"),
+                (rec1, "record"),
+                (rec2, "record"),
+            )
+        ]
         bundle += [PlanBundleMember(plan=plan, member=img, role="planning_image") for img in ct]
     with transaction.atomic():
         for model in (RTPlan, StructureSet, Dose, TreatmentRecord):
@@ -136,35 +184,63 @@ def fill(patients: int, projects: int, seed: int = 7) -> dict:
     # Projects: BIG holds 5,000 whole patients; the others share the rest but 2,000 (the inbox).
     codes = ["BIG"] + [f"P{n:02d}" for n in range(1, projects)]
     renew = dt.date.today() + dt.timedelta(days=365)
-    projs = Project.objects.bulk_create([Project(code=c, name=f"Trial {c}", renew_by=renew, subject_prefix=c)
-                                         for c in codes])
+    projs = Project.objects.bulk_create(
+        [Project(code=c, name=f"Trial {c}", renew_by=renew, subject_prefix=c) for c in codes]
+    )
     inbox = set(rng.sample(range(patients), min(2000, patients // 7)))
     rest = [i for i in range(patients) if i not in inbox]
     rng.shuffle(rest)
-    big, small = rest[: patients // 3], rest[patients // 3:]
+    big, small = rest[: patients // 3], rest[patients // 3 :]
     subjects, project_plans = [], []
     for n, i in enumerate(big):
-        subjects.append(ProjectSubject(project=projs[0], patient=pts[i], subject_id=f"BIG-{n + 1:04d}",
-                                       whole_patient=True, assigned_via="rule", assigned_by="bench"))
+        subjects.append(
+            ProjectSubject(
+                project=projs[0],
+                patient=pts[i],
+                subject_id=f"BIG-{n + 1:04d}",
+                whole_patient=True,
+                assigned_via="rule",
+                assigned_by="bench",
+            )
+        )
     for n, i in enumerate(small):
         proj = projs[1 + n % (projects - 1)]
-        subjects.append(ProjectSubject(project=proj, patient=pts[i], subject_id=f"{proj.code}-{n + 1:05d}",
-                                       whole_patient=n % 3 != 0, assigned_via="person", assigned_by="bench"))
+        subjects.append(
+            ProjectSubject(
+                project=proj,
+                patient=pts[i],
+                subject_id=f"{proj.code}-{n + 1:05d}",
+                whole_patient=n % 3 != 0,
+                assigned_via="person",
+                assigned_by="bench",
+            )
+        )
     with transaction.atomic():
         ProjectSubject.objects.bulk_create(subjects, batch_size=5000)
         plan_of = {p.series_id: p for p in plans}
         for s in ProjectSubject.objects.filter(whole_patient=False).select_related("patient"):
             st = studies[s.patient_id - pts[0].pk]
-            project_plans.append(ProjectPlan(subject=s, plan=plan_of[rt_of[st.pk].pk], assigned_via="person",
-                                             assigned_by="bench"))
+            project_plans.append(
+                ProjectPlan(
+                    subject=s, plan=plan_of[rt_of[st.pk].pk], assigned_via="person", assigned_by="bench"
+                )
+            )
         ProjectPlan.objects.bulk_create(project_plans, batch_size=5000)
     manager = User.objects.create_user("manager", "", "bench-password-1")
     admin = User.objects.create_superuser("admin", "", "bench-password-1")
     UserProfile.objects.create(user=admin)
-    Grant.objects.bulk_create([Grant(user=manager, project=projs[0], permission=p, expires_on=renew, granted_by="bench")
-                               for p in ("view", "identifiers", "download", "export", "members")])
-    Grant.objects.bulk_create([Grant(user=manager, project=p, permission="view", expires_on=renew, granted_by="bench")
-                               for p in projs[1:]])
+    Grant.objects.bulk_create(
+        [
+            Grant(user=manager, project=projs[0], permission=p, expires_on=renew, granted_by="bench")
+            for p in ("view", "identifiers", "download", "export", "members")
+        ]
+    )
+    Grant.objects.bulk_create(
+        [
+            Grant(user=manager, project=p, permission="view", expires_on=renew, granted_by="bench")
+            for p in projs[1:]
+        ]
+    )
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA synchronous=FULL")
@@ -172,8 +248,15 @@ def fill(patients: int, projects: int, seed: int = 7) -> dict:
     else:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-    return {"seconds": time.perf_counter() - start, "instances": len(instances), "manager": manager, "admin": admin,
-            "big": projs[0], "small": projs[1], "bundle_rows": len(bundle)}
+    return {
+        "seconds": time.perf_counter() - start,
+        "instances": len(instances),
+        "manager": manager,
+        "admin": admin,
+        "big": projs[0],
+        "small": projs[1],
+        "bundle_rows": len(bundle),
+    }
 
 
 def reuse() -> dict:
@@ -185,17 +268,33 @@ def reuse() -> dict:
 
     TOTPDevice = __import__("django_otp.plugins.otp_totp.models", fromlist=["TOTPDevice"]).TOTPDevice
     TOTPDevice.objects.all().delete()
-    return {"seconds": 0.0, "instances": Instance.objects.count(), "manager": User.objects.get(username="manager"),
-            "admin": User.objects.get(username="admin"), "big": Project.objects.get(code="BIG"),
-            "small": Project.objects.get(code="P01"), "bundle_rows": PlanBundleMember.objects.count()}
+    return {
+        "seconds": 0.0,
+        "instances": Instance.objects.count(),
+        "manager": User.objects.get(username="manager"),
+        "admin": User.objects.get(username="admin"),
+        "big": Project.objects.get(code="BIG"),
+        "small": Project.objects.get(code="P01"),
+        "bundle_rows": PlanBundleMember.objects.count(),
+    }
 
 
 def _instance(uid: str, kind: str, series: object, number: int) -> object:
     from rtbank.catalog.models import Instance
 
-    return Instance(sop_instance_uid=uid, sop_class_uid="1.2.840.10008.5.1.4.1.1.2", kind=kind, series=series,
-                    instance_number=number, blob_key=f"bench/{uid}.dcm", size=1000, file_sha256="0" * 64,
-                    content_sha256="0" * 64, transfer_syntax_uid="1.2.840.10008.1.2.1", received_via="bench")
+    return Instance(
+        sop_instance_uid=uid,
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        kind=kind,
+        series=series,
+        instance_number=number,
+        blob_key=f"bench/{uid}.dcm",
+        size=1000,
+        file_sha256="0" * 64,
+        content_sha256="0" * 64,
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        received_via="bench",
+    )
 
 
 # ------------------------------------------------------------------ timing
@@ -236,12 +335,19 @@ def measure(world: dict, n: int, seed: int = 3) -> dict[str, list[float]]:
     small_ids = list(ProjectSubject.objects.filter(project=small).values_list("subject_id", flat=True))
     pages = max(1, len(subject_ids) // 50)
     urls = {
-        "project page (5,000 patients)": [f"/projects/{big.code}/?page={rng.randint(1, pages)}" for _ in range(n)],
-        "project page, search": [f"/projects/{big.code}/?q=P0{rng.randint(0, 9)}{rng.randint(0, 9)}" for _ in range(n)],
+        "project page (5,000 patients)": [
+            f"/projects/{big.code}/?page={rng.randint(1, pages)}" for _ in range(n)
+        ],
+        "project page, search": [
+            f"/projects/{big.code}/?q=P0{rng.randint(0, 9)}{rng.randint(0, 9)}" for _ in range(n)
+        ],
         "project page (small project)": [f"/projects/{small.code}/" for _ in range(n)],
-        "patient (subject) page": [f"/projects/{big.code}/subjects/{rng.choice(subject_ids)}/" for _ in range(n)],
-        "patient page, plan-only subject": [f"/projects/{small.code}/subjects/{rng.choice(small_ids)}/"
-                                            for _ in range(n)],
+        "patient (subject) page": [
+            f"/projects/{big.code}/subjects/{rng.choice(subject_ids)}/" for _ in range(n)
+        ],
+        "patient page, plan-only subject": [
+            f"/projects/{small.code}/subjects/{rng.choice(small_ids)}/" for _ in range(n)
+        ],
         "inbox (site admin, 2,000 patients)": [f"/inbox/?page={rng.randint(1, 40)}" for _ in range(n)],
     }
     timed(manager, [f"/projects/{big.code}/"])  # warm-up: templates, connections
@@ -268,7 +374,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def report(world: dict, results: dict[str, list[float]], bare: dict[str, list[float]], args: argparse.Namespace) -> str:
+def report(
+    world: dict, results: dict[str, list[float]], bare: dict[str, list[float]], args: argparse.Namespace
+) -> str:
     from django.db import connection
 
     load = os.getloadavg()
@@ -288,10 +396,15 @@ def report(world: dict, results: dict[str, list[float]], bare: dict[str, list[fl
         p95 = percentile(values, 0.95)
         mark = "" if p95 < TARGET_P95_MS else " ⚠"
         own = bare[label]
-        lines.append(f"| {label} | {statistics.median(values):.0f} | {p95:.0f}{mark} | {max(values):.0f} | "
-                     f"{statistics.median(own):.0f} / {percentile(own, 0.95):.0f} |")
-    lines += ["", "The last column switches off the sections other areas add to these pages (analysis, rules, viewer, "
-              "audits panels: `AppConfig.*_panels`), to separate the pages' own cost from theirs."]
+        lines.append(
+            f"| {label} | {statistics.median(values):.0f} | {p95:.0f}{mark} | {max(values):.0f} | "
+            f"{statistics.median(own):.0f} / {percentile(own, 0.95):.0f} |"
+        )
+    lines += [
+        "",
+        "The last column switches off the sections other areas add to these pages (analysis, rules, viewer, "
+        "audits panels: `AppConfig.*_panels`), to separate the pages' own cost from theirs.",
+    ]
     return "\n".join(lines)
 
 
@@ -309,7 +422,9 @@ def update_docs(text: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--patients", type=int, default=15000)
     parser.add_argument("--projects", type=int, default=100)
     parser.add_argument("--requests", type=int, default=60, help="requests per page kind")
@@ -321,7 +436,10 @@ def main() -> int:
     from rtbank.catalog.models import Patient
 
     world = reuse() if Patient.objects.exists() else fill(args.patients, args.projects)
-    print(f"filled {args.patients} patients, {world['instances']} instances in {world['seconds']:.0f} s", flush=True)
+    print(
+        f"filled {args.patients} patients, {world['instances']} instances in {world['seconds']:.0f} s",
+        flush=True,
+    )
     results = measure(world, args.requests)
     without_panels()
     bare = measure(world, args.requests, seed=4)

@@ -68,7 +68,9 @@ def run_together(passes: dict[str, tuple[dict[str, str], list[str]]]) -> dict[st
         cmd = [sys.executable, "-m", "pytest", *extra]
         print(f"=== {name}: {' '.join(cmd)} (log: {log})", flush=True)
         with log.open("wb") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env_extra}, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, env={**os.environ, **env_extra}, stdout=out, stderr=subprocess.STDOUT
+            )
         running[name] = (proc, log, time.monotonic())
     results: dict[str, int] = {}
     last_note = time.monotonic()
@@ -79,7 +81,10 @@ def run_together(passes: dict[str, tuple[dict[str, str], list[str]]]) -> dict[st
                 continue
             del running[name]
             results[name] = proc.returncode
-            print(f"\n=== {name}: exit {proc.returncode} after {(time.monotonic() - began) / 60:.1f} min", flush=True)
+            print(
+                f"\n=== {name}: exit {proc.returncode} after {(time.monotonic() - began) / 60:.1f} min",
+                flush=True,
+            )
             sys.stdout.write(log.read_text(errors="replace"))
             sys.stdout.flush()
         if running and time.monotonic() - last_note >= 60:

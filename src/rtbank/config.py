@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 # A key that only ever works with RTBANK_DEBUG: the system checks refuse it otherwise.
 INSECURE_DEFAULT_KEY = "rtbank-insecure-development-key-do-not-use"
-SECRET_KEY_FILE = "secret.key"
+SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 
 def env_bool(name: str, default: bool) -> bool:

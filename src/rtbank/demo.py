@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from rtbank.catalog.models import Instance, InstanceState, Patient
 from rtbank.dicom.scu import send_files
@@ -58,21 +59,44 @@ def ensure_setup(manifest: dict[str, Any]) -> list[tuple[str, str, str]]:
         codes.append(institution.code)
         Node.objects.get_or_create(
             name=f"{institution.code.lower()}-tps",
-            defaults={"ae_title": f"{institution.code}_TPS"[:16], "host": "127.0.0.1", "port": 104,
-                      "institution": institution, "roles": ["send"]},
+            defaults={
+                "ae_title": f"{institution.code}_TPS"[:16],
+                "host": "127.0.0.1",
+                "port": 104,
+                "institution": institution,
+                "roles": ["send"],
+            },
         )
     logins = _read_logins()
     if logins:
         return logins
-    today = dt.date.today()
-    trial = add_project("HN-DEMO", name="Head and neck demo trial", renew_by=today + dt.timedelta(days=365),
-                        institutions=codes[:2], actor=ACTOR, principal_investigator="Demo PI",
-                        description="Curative head and neck radiotherapy, two centres (synthetic demo data).")
-    reuse = add_project("QA-DEMO", name="Protocol QA demo", renew_by=today + dt.timedelta(days=180),
-                        institutions=codes[1:], actor=ACTOR, description="A second project to show reuse.")
+    today = timezone.localdate()
+    trial = add_project(
+        "HN-DEMO",
+        name="Head and neck demo trial",
+        renew_by=today + dt.timedelta(days=365),
+        institutions=codes[:2],
+        actor=ACTOR,
+        principal_investigator="Demo PI",
+        description="Curative head and neck radiotherapy, two centres (synthetic demo data).",
+    )
+    reuse = add_project(
+        "QA-DEMO",
+        name="Protocol QA demo",
+        renew_by=today + dt.timedelta(days=180),
+        institutions=codes[1:],
+        actor=ACTOR,
+        description="A second project to show reuse.",
+    )
     people = [
         ("manager", "project manager of HN-DEMO", None, [], {trial: "manager"}),
-        ("researcher", "analyst on HN-DEMO, viewer on QA-DEMO", None, [], {trial: "analyst", reuse: "viewer"}),
+        (
+            "researcher",
+            "analyst on HN-DEMO, viewer on QA-DEMO",
+            None,
+            [],
+            {trial: "analyst", reuse: "viewer"},
+        ),
         ("datamanager", f"data manager at {codes[2]}", codes[2], ["data_manager", "uploader"], {}),
     ]
     logins = [("admin", _password(), "site admin")]
@@ -83,7 +107,9 @@ def ensure_setup(manifest: dict[str, Any]) -> list[tuple[str, str, str]]:
         password = _password()
         user = User.objects.create_user(name, f"{name}@localhost", password)
         UserProfile.objects.update_or_create(
-            user=user, defaults={"institution": Institution.objects.filter(code=inst_code).first(), "roles": roles})
+            user=user,
+            defaults={"institution": Institution.objects.filter(code=inst_code).first(), "roles": roles},
+        )
         for project, bundle in grants.items():
             grant(user, project, ROLE_BUNDLES[bundle], today + dt.timedelta(days=90), actor=ACTOR)
         logins.append((name, password, role))
@@ -99,8 +125,15 @@ def send_archive(manifest: dict[str, Any], port: int) -> int:
         by_institution[patient_institution.get(f["patient_id"], "")].append(archive_dir() / f["path"])
     sent = 0
     for code, paths in sorted(by_institution.items()):
-        result = send_files(sorted(paths), "127.0.0.1", port, called_ae=settings.AE_TITLE,
-                            calling_ae=f"{code}_TPS"[:16], timeout_s=15, retries=3)
+        result = send_files(
+            sorted(paths),
+            "127.0.0.1",
+            port,
+            called_ae=settings.AE_TITLE,
+            calling_ae=f"{code}_TPS"[:16],
+            timeout_s=15,
+            retries=3,
+        )
         if not result.ok:
             raise RuntimeError(f"demo send from {code} failed: {result.failed[:3]}")
         sent += len(result.sent)
@@ -111,7 +144,11 @@ def wait_until_indexed(expected: int, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         work = counts()
-        if Instance.objects.filter(state=InstanceState.CURRENT).count() >= expected and not work["pending"] and not work["in_progress"]:
+        if (
+            Instance.objects.filter(state=InstanceState.CURRENT).count() >= expected
+            and not work["pending"]
+            and not work["in_progress"]
+        ):
             return
         time.sleep(1.0)
     raise TimeoutError("the demo data was not indexed in time")
@@ -129,7 +166,9 @@ def assign_demo_data(manifest: dict[str, Any]) -> None:
             assign_patient(trial, patient, actor=ACTOR)
         elif entry["institution"] == codes[1]:
             for plan in entry["plans"]:
-                inst = Instance.objects.filter(sop_instance_uid=plan["sop_instance_uid"], state=InstanceState.CURRENT).first()
+                inst = Instance.objects.filter(
+                    sop_instance_uid=plan["sop_instance_uid"], state=InstanceState.CURRENT
+                ).first()
                 if plan.get("treated") and inst is not None:
                     assign_plan(trial, inst, actor=ACTOR)
     Project.objects.filter(code="HN-DEMO").update(status=ProjectStatus.COLLECTING)

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 
 from rtbank.fileio import write_durably
 
-ADMIN_PASSWORD_FILE = "admin-password.txt"
+ADMIN_PASSWORD_FILE = "admin-password.txt"  # noqa: S105 - a file name, not a secret
 
 
 def ensure_admin() -> tuple[str, str]:
@@ -40,8 +40,9 @@ class Supervisor:
         self.stop = threading.Event()
 
     def start(self, name: str) -> None:
-        self.children[name] = subprocess.Popen([sys.executable, "-m", "rtbank.cli", *self.commands[name]],
-                                               preexec_fn=_die_with_parent)
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-m", "rtbank.cli", *self.commands[name]], preexec_fn=_die_with_parent
+        )
 
     def run(self) -> int:
         self.start_all()

@@ -67,9 +67,13 @@ MIDDLEWARE = [
 # RTBANK_SSO_LOGIN="label|url"). Whatever authenticated the user, rtbank.web.auth.TwoFactorMiddleware then
 # asks for the TOTP code of anyone with a confirmed device, and sends site admins without one to set it up.
 INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes"]
-MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-                  "django_otp.middleware.OTPMiddleware")
-MIDDLEWARE.insert(MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1, "rtbank.web.auth.TwoFactorMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1, "rtbank.web.auth.TwoFactorMiddleware"
+)
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes requires
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env_int("RTBANK_LOGIN_FAILURES", 5)
@@ -216,7 +220,9 @@ FORWARD_BACKOFF_CAP_S = float(os.environ.get("RTBANK_FORWARD_BACKOFF_CAP", "3600
 FORWARD_TIMEOUT_S = env_int("RTBANK_FORWARD_TIMEOUT", 600)
 # One send may take this long before another worker takes the row again (on PostgreSQL leases are renewed).
 FORWARD_LEASE_S = env_int("RTBANK_FORWARD_LEASE", 4 * 3600)
-OUTBOX_DIR = Path(os.environ.get("RTBANK_OUTBOX", str(HOME / "outbox")))  # copies of files queued by other areas
+OUTBOX_DIR = Path(
+    os.environ.get("RTBANK_OUTBOX", str(HOME / "outbox"))
+)  # copies of files queued by other areas
 # Cleanup: unretained data older than AGE days is deleted NOTICE days after its institution's data managers
 # were told, into the trash, whose files are removed after TRASH days.
 CLEANUP_AGE_DAYS = env_int("RTBANK_CLEANUP_AGE_DAYS", 90)
@@ -235,12 +241,18 @@ SMS_SENDER = os.environ.get("RTBANK_SMS_SENDER", "rtbank")
 SMS_TIMEOUT_S = env_int("RTBANK_SMS_TIMEOUT", 10)
 # Scheduled jobs run inside the worker (rtbank.work.scheduler): when = daily@HH:MM | hourly | every:SECONDS | off.
 SCHEDULE = {
-    "cleanup": {"task": "rtbank.rules.cleanup.run_scheduled",
-                "when": os.environ.get("RTBANK_SCHEDULE_CLEANUP", "daily@02:00")},
-    "expiry": {"task": "rtbank.rules.expiry.run_scheduled",
-               "when": os.environ.get("RTBANK_SCHEDULE_EXPIRY", "daily@01:30")},
-    "digest": {"task": "rtbank.notifications.services.queue_digests",
-               "when": os.environ.get("RTBANK_SCHEDULE_DIGEST", "daily@07:00")},
+    "cleanup": {
+        "task": "rtbank.rules.cleanup.run_scheduled",
+        "when": os.environ.get("RTBANK_SCHEDULE_CLEANUP", "daily@02:00"),
+    },
+    "expiry": {
+        "task": "rtbank.rules.expiry.run_scheduled",
+        "when": os.environ.get("RTBANK_SCHEDULE_EXPIRY", "daily@01:30"),
+    },
+    "digest": {
+        "task": "rtbank.notifications.services.queue_digests",
+        "when": os.environ.get("RTBANK_SCHEDULE_DIGEST", "daily@07:00"),
+    },
 }
 SCHEDULER_POLL_S = float(os.environ.get("RTBANK_SCHEDULER_POLL", "30"))
 SCHEDULER_JOB_LEASE_S = env_int("RTBANK_SCHEDULER_JOB_LEASE", 1800)
@@ -249,8 +261,10 @@ SCHEDULER_JOB_LEASE_S = env_int("RTBANK_SCHEDULER_JOB_LEASE", 1800)
 # --- analysis: DVH service, ROI mapping, protocol QA (issue 6; owner: analysis) ---------------------------
 # Metrics stored for every ROI of every plan besides the engine's default set and each project's own list
 # (canonical names, see docs/dvh.md); a project can offer only metrics that are stored.
-ANALYSIS_METRICS = env_list("RTBANK_ANALYSIS_METRICS", [
-    "D98%", "D2%", "V5Gy[%]", "V10Gy[%]", "V20Gy[%]", "V30Gy[%]", "V40Gy[%]", "V50Gy[%]", "V60Gy[%]"])
+ANALYSIS_METRICS = env_list(
+    "RTBANK_ANALYSIS_METRICS",
+    ["D98%", "D2%", "V5Gy[%]", "V10Gy[%]", "V20Gy[%]", "V30Gy[%]", "V40Gy[%]", "V50Gy[%]", "V60Gy[%]"],
+)
 # --- end of issue 6 block --------------------------------------------------------------------------------
 
 # --- logging -----------------------------------------------------------------------------------------

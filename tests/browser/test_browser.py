@@ -30,9 +30,16 @@ def browser(monkeypatch) -> Iterator[object]:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
+        instance = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             yield instance
         finally:
@@ -54,7 +61,9 @@ class Session:
         self.base, self.shots, self.who = base, shots, who
         self.problems: list[str] = []
         self.page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
-        self.page.on("response", lambda r: self.problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        self.page.on(
+            "response", lambda r: self.problems.append(f"{r.status} {r.url}") if r.status >= 400 else None
+        )
         self.page.on("pageerror", lambda e: self.problems.append(str(e)))
 
     def go(self, path: str) -> None:

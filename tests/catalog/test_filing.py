@@ -36,7 +36,10 @@ def test_a_corrected_object_from_the_same_institution_becomes_current() -> None:
     ingest(DATA / "rt-utils/invalid_reference_rt.dcm", institution="RH")
     ingest(DATA / "rt-utils/non_existent_reference_rt.dcm", institution="RH")
     versions = Instance.objects.order_by("version")
-    assert [(v.version, v.state) for v in versions] == [(1, InstanceState.SUPERSEDED), (2, InstanceState.CURRENT)]
+    assert [(v.version, v.state) for v in versions] == [
+        (1, InstanceState.SUPERSEDED),
+        (2, InstanceState.CURRENT),
+    ]
     assert Event.objects.filter(action="object_corrected").count() == 1
 
 
@@ -65,7 +68,9 @@ def test_patients_of_two_institutions_with_the_same_id_are_two_patients() -> Non
 
 def test_hashes_are_kept_and_verify_finds_a_corrupted_file() -> None:
     ingest(DATA / "rt-utils/ct_1.dcm", DATA / "rt-utils/rt.dcm")
-    inputs = {hashlib.sha256((DATA / f"rt-utils/{n}").read_bytes()).hexdigest() for n in ("ct_1.dcm", "rt.dcm")}
+    inputs = {
+        hashlib.sha256((DATA / f"rt-utils/{n}").read_bytes()).hexdigest() for n in ("ct_1.dcm", "rt.dcm")
+    }
     assert set(Instance.objects.values_list("file_sha256", flat=True)) == inputs  # stored byte for byte
     inst = Instance.objects.first()
     assert verify().ok
@@ -83,7 +88,9 @@ def test_plan_bundles_grow_when_late_objects_arrive() -> None:
     ingest(*(DATA / "pyplanscoring/raystation_brain_srs_imrt").glob("RP*.dcm"))
     plan = Instance.objects.get(kind="plan")
     assert PlanBundleMember.objects.filter(plan=plan).count() == 1
-    ingest(*(DATA / "pyplanscoring/raystation_brain_srs_imrt").glob("R[SD]*.dcm"), DATA / "synthetic-rtrecord")
+    ingest(
+        *(DATA / "pyplanscoring/raystation_brain_srs_imrt").glob("R[SD]*.dcm"), DATA / "synthetic-rtrecord"
+    )
     roles = sorted(PlanBundleMember.objects.filter(plan=plan).values_list("role", flat=True))
     assert roles == ["dose", "plan", "record", "record", "structure_set"]
 

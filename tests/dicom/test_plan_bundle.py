@@ -29,7 +29,11 @@ class MemoryIndex:
         return [t for s, k, t in self.refs if s == source and k == kind]
 
     def sources(self, target, kind, source_kinds):
-        return sorted(s for s, k, t in self.refs if t == target and k == kind and self.objects.get(s) and self.objects[s].kind in source_kinds)
+        return sorted(
+            s
+            for s, k, t in self.refs
+            if t == target and k == kind and self.objects.get(s) and self.objects[s].kind in source_kinds
+        )
 
     def series_instances(self, series):
         return sorted(u for u, o in self.objects.items() if o.series_uid == series)
@@ -37,7 +41,11 @@ class MemoryIndex:
     def image_series_in_frame(self, frame):
         found = defaultdict(bool)
         for o in self.objects.values():
-            if o.kind == "image" and o.frame_of_reference_uid == frame and self.modality[o.series_uid] in ("CT", "MR", "PT"):
+            if (
+                o.kind == "image"
+                and o.frame_of_reference_uid == frame
+                and self.modality[o.series_uid] in ("CT", "MR", "PT")
+            ):
                 found[o.series_uid] = True
         return sorted(found)
 
@@ -54,9 +62,20 @@ def archive() -> MemoryIndex:
     ix.add("mr1", "image", "MR", "FOR-MR", "MR")
     ix.add("ct-mr-frame", "image", "CT-ON-MR", "FOR-MR")  # shares the MR's frame (step 10)
     ix.add("diag0", "image", "DIAG", "FOR-DIAG")  # unregistered diagnostic series
-    ix.add("ss", "structure_set", "SS", refs=[(RefKind.IMAGE, "ct1"), (RefKind.SERIES, "CT-SERIES"), (RefKind.FRAME_OF_REFERENCE, "FOR-PLAN")])
+    ix.add(
+        "ss",
+        "structure_set",
+        "SS",
+        refs=[
+            (RefKind.IMAGE, "ct1"),
+            (RefKind.SERIES, "CT-SERIES"),
+            (RefKind.FRAME_OF_REFERENCE, "FOR-PLAN"),
+        ],
+    )
     ix.first_image["ss"] = "ct1"
-    ix.add("ss2", "structure_set", "SS2", refs=[(RefKind.FRAME_OF_REFERENCE, "FOR-PLAN")])  # second structure set
+    ix.add(
+        "ss2", "structure_set", "SS2", refs=[(RefKind.FRAME_OF_REFERENCE, "FOR-PLAN")]
+    )  # second structure set
     ix.add("plan", "plan", "PLANS", refs=[(RefKind.STRUCTURE_SET, "ss")])
     ix.add("trial", "plan", "PLANS", refs=[(RefKind.STRUCTURE_SET, "ss")])
     ix.add("dose", "dose", "DOSES", refs=[(RefKind.PLAN, "plan")])
@@ -64,8 +83,17 @@ def archive() -> MemoryIndex:
     ix.add("tomo-dose", "dose", "DOSES", refs=[(RefKind.STRUCTURE_SET, "ss")])
     ix.add("rec1", "record", "RECS", refs=[(RefKind.PLAN, "plan")])
     ix.add("rec2", "record", "RECS", refs=[(RefKind.PLAN, "plan")])
-    ix.add("reg", "registration", "REGS", refs=[(RefKind.FRAME_OF_REFERENCE, "FOR-PLAN"), (RefKind.FRAME_OF_REFERENCE, "FOR-MR"),
-                                                (RefKind.IMAGE, "mr0"), (RefKind.IMAGE, "ct0")])
+    ix.add(
+        "reg",
+        "registration",
+        "REGS",
+        refs=[
+            (RefKind.FRAME_OF_REFERENCE, "FOR-PLAN"),
+            (RefKind.FRAME_OF_REFERENCE, "FOR-MR"),
+            (RefKind.IMAGE, "mr0"),
+            (RefKind.IMAGE, "ct0"),
+        ],
+    )
     return ix
 
 

@@ -43,7 +43,9 @@ def test_structure_set_rois_and_first_contour_image() -> None:
 
 
 def test_empty_rois_are_counted_as_empty() -> None:
-    info = StructureSetInfo.from_dataset(read(DATA / "slicerrt-eclipse-prostate/RS.1.2.246.352.71.4.2088656855.2404649.20110920153449.dcm"))
+    info = StructureSetInfo.from_dataset(
+        read(DATA / "slicerrt-eclipse-prostate/RS.1.2.246.352.71.4.2088656855.2404649.20110920153449.dcm")
+    )
     assert sum(r.is_empty for r in info.rois) == 10
 
 

@@ -11,7 +11,13 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 
-from rtbank.dicom.validate import MAX_SEQUENCE_DEPTH, RejectedDicom, check_part10_bytes, check_part10_file, dataset_offset
+from rtbank.dicom.validate import (
+    MAX_SEQUENCE_DEPTH,
+    RejectedDicom,
+    check_part10_bytes,
+    check_part10_file,
+    dataset_offset,
+)
 from tests.conftest import DATA
 
 PART10_FILES = [p for p in sorted(DATA.rglob("*.dcm")) if p.read_bytes()[128:132] == b"DICM"]
@@ -26,7 +32,9 @@ def test_it_accepts_every_real_vendor_file(path: Path) -> None:
 
 
 def test_it_refuses_every_truncation_of_a_structure_set() -> None:
-    data = (DATA / "pyplanscoring/raystation_brain_srs_imrt/RS1.2.752.243.1.1.20180405120828292.2900.76357.dcm").read_bytes()
+    data = (
+        DATA / "pyplanscoring/raystation_brain_srs_imrt/RS1.2.752.243.1.1.20180405120828292.2900.76357.dcm"
+    ).read_bytes()
     start = dataset_offset(data)
     for cut in range(start + 1, len(data), 4999):
         with pytest.raises(RejectedDicom):
@@ -67,11 +75,14 @@ def test_it_bounds_sequence_depth() -> None:
         check_part10_bytes(nested(300))
 
 
-@pytest.mark.parametrize("uid,words", [
-    ("1.2.3/../../x", "digits separated by dots"),
-    ("1." + "3" * 70, "characters long"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "uid,words",
+    [
+        ("1.2.3/../../x", "digits separated by dots"),
+        ("1." + "3" * 70, "characters long"),
+        ("", "empty"),
+    ],
+)
 def test_it_refuses_unsafe_sop_instance_uids(uid: str, words: str) -> None:
     ds = _base()
     ds.SOPInstanceUID = uid

@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RTBANK = [sys.executable, "-m", "rtbank.cli"]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -62,11 +64,22 @@ class RtbankEnv:
         self.run("migrate", "-v", "0")
 
     # --- commands -----------------------------------------------------------------------------------
-    def run(self, *args: str, check: bool = True, timeout: float = 180, input: str | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run([*RTBANK, *args], env=self.env, cwd=ROOT, capture_output=True, text=True,
-                                timeout=timeout, input=input)
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 180, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [*RTBANK, *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"rtbank {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"rtbank {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def query(self, code: str) -> Any:
@@ -80,10 +93,18 @@ class RtbankEnv:
         return json.loads(self.run("stats", "--json").stdout)
 
     # --- services -----------------------------------------------------------------------------------
-    def start(self, name: str, *args: str, wrapper: list[str] | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(
+        self, name: str, *args: str, wrapper: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([*(wrapper or []), *RTBANK, *args], env={**self.env, **(env or {})}, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [*(wrapper or []), *RTBANK, *args],
+            env={**self.env, **(env or {})},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.processes[name] = proc
         return proc
 
@@ -112,22 +133,49 @@ class RtbankEnv:
 
     # --- DICOM ---------------------------------------------------------------------------------------
     def echo(self, calling: str = "TPS") -> bool:
-        result = subprocess.run(["echoscu", "-aet", calling, "-aec", "RTBANK", "127.0.0.1", str(self.dicom_port)],
-                                capture_output=True, timeout=20)
+        result = subprocess.run(
+            ["echoscu", "-aet", calling, "-aec", "RTBANK", "127.0.0.1", str(self.dicom_port)],
+            capture_output=True,
+            timeout=20,
+        )
         return result.returncode == 0
 
-    def storescu(self, *paths: Path | str, calling: str = "TPS", called: str = "RTBANK",
-                 extra: list[str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def storescu(
+        self,
+        *paths: Path | str,
+        calling: str = "TPS",
+        called: str = "RTBANK",
+        extra: list[str] | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess:
         # -R: propose exactly the SOP classes of the files (the default list lacks e.g. RT Ion Plan).
-        cmd = ["storescu", "-R", "-aet", calling, "-aec", called, "+sd", "+r", *(extra or []),
-               "127.0.0.1", str(self.dicom_port), *map(str, paths)]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "TCP_NODELAY": "1"})
+        cmd = [
+            "storescu",
+            "-R",
+            "-aet",
+            calling,
+            "-aec",
+            called,
+            "+sd",
+            "+r",
+            *(extra or []),
+            "127.0.0.1",
+            str(self.dicom_port),
+            *map(str, paths),
+        ]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "TCP_NODELAY": "1"}
+        )
 
     def wait_idle(self, timeout: float = 120) -> dict[str, Any]:
         """Wait until the spool is empty and no work is pending or running."""
 
         def idle() -> dict[str, Any] | None:
-            ready = [p for p in (self.home / "spool" / "ready").glob("*.dcm")] if (self.home / "spool" / "ready").exists() else []
+            ready = (
+                [p for p in (self.home / "spool" / "ready").glob("*.dcm")]
+                if (self.home / "spool" / "ready").exists()
+                else []
+            )
             stats = self.stats()
             work = stats["work"]
             return stats if not ready and work["pending"] == 0 and work["in_progress"] == 0 else None

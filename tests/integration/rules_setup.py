@@ -33,13 +33,19 @@ class StoreScp:
         log = open(self.folder.parent / f"storescp-{self.port}.log", "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             ["storescp", "-aet", self.ae_title, "-od", str(self.folder), "+uf", str(self.port)],
-            env={**os.environ, "TCP_NODELAY": "1"}, stdout=log, stderr=subprocess.STDOUT)
+            env={**os.environ, "TCP_NODELAY": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         wait_for(self._answers, 20, 0.1, "storescp to answer C-ECHO")
 
     def _answers(self) -> bool:
         assert self.proc is not None and self.proc.poll() is None, "storescp exited"
-        result = subprocess.run(["echoscu", "-aet", "PROBE", "-aec", self.ae_title, "127.0.0.1", str(self.port)],
-                                capture_output=True, timeout=20)
+        result = subprocess.run(
+            ["echoscu", "-aet", "PROBE", "-aec", self.ae_title, "127.0.0.1", str(self.port)],
+            capture_output=True,
+            timeout=20,
+        )
         return result.returncode == 0
 
     def stop(self) -> None:
@@ -88,10 +94,18 @@ def settled(env: RtbankEnv, instances: int) -> bool:
     """``instances`` objects stored and none of the rules tests' work pending or running."""
     kinds = tuple(KINDS.split(","))
     marks = ", ".join(["%s"] * len(kinds))
-    busy = sql(env, f"SELECT COUNT(*) FROM work_workitem WHERE state IN ('pending', 'in_progress') "  # noqa: S608
-                    f"AND kind IN ({marks}) AND (not_before IS NULL OR kind <> 'forward')", kinds)[0][0]
+    busy = sql(
+        env,
+        f"SELECT COUNT(*) FROM work_workitem WHERE state IN ('pending', 'in_progress') "  # noqa: S608
+        f"AND kind IN ({marks}) AND (not_before IS NULL OR kind <> 'forward')",
+        kinds,
+    )[0][0]
     stored = sql(env, "SELECT COUNT(*) FROM catalog_instance")[0][0]
-    ready = any((env.home / "spool" / "ready").glob("*.dcm")) if (env.home / "spool" / "ready").exists() else False
+    ready = (
+        any((env.home / "spool" / "ready").glob("*.dcm"))
+        if (env.home / "spool" / "ready").exists()
+        else False
+    )
     return stored == instances and busy == 0 and not ready
 
 

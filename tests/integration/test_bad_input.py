@@ -59,8 +59,10 @@ def send_raw(env: RtbankEnv, path: Path, calling: str = "TPS") -> int:
 
 
 def snapshot(env: RtbankEnv) -> tuple[dict, dict[str, str]]:
-    blobs = {str(p.relative_to(env.home)): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted((env.home / "blobs").rglob("*.dcm"))}
+    blobs = {
+        str(p.relative_to(env.home)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((env.home / "blobs").rglob("*.dcm"))
+    }
     stats = env.stats()
     stats.pop("work")
     return stats, blobs
@@ -123,9 +125,19 @@ def test_it_refuses_malformed_objects_with_a_failure_status(loaded: RtbankEnv, t
         status = send_raw(env, path)
         assert 0xC000 <= status <= 0xCFFF or status == 0xA900, f"{name}: status 0x{status:04X}"
         assert env.processes["receiver"].poll() is None, f"receiver died on {name}"
-    refused = wait_for(lambda: (n := env.query(
-        "from rtbank.eventlog.models import Event\nout = Event.objects.filter(action='store_refused').count()")) >= 7 and n,
-        30, what="a log row per refusal")
+    refused = wait_for(
+        lambda: (
+            (
+                n := env.query(
+                    "from rtbank.eventlog.models import Event\nout = Event.objects.filter(action='store_refused').count()"
+                )
+            )
+            >= 7
+            and n
+        ),
+        30,
+        what="a log row per refusal",
+    )
     assert refused == 7
     env.wait_idle()
     assert snapshot(env) == before
@@ -135,7 +147,19 @@ def test_it_refuses_malformed_objects_with_a_failure_status(loaded: RtbankEnv, t
 def test_it_rejects_unknown_calling_ae_wrong_host_and_unknown_called_ae(rtbank_env: RtbankEnv) -> None:
     env = rtbank_env
     env.run("institution", "add", "ODE", "--name", "Odense")
-    env.run("node", "add", "ode-tps", "--ae", "ODE_TPS", "--host", "127.0.0.1", "--port", "104", "--institution", "ODE")
+    env.run(
+        "node",
+        "add",
+        "ode-tps",
+        "--ae",
+        "ODE_TPS",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "104",
+        "--institution",
+        "ODE",
+    )
     env.run("node", "add", "far-tps", "--ae", "FAR_TPS", "--host", "10.200.0.0/16", "--port", "104")
     proc = env.start("receiver", "receive")
     wait_for(lambda: env.echo("ODE_TPS"), 30, what="the receiver")
@@ -143,8 +167,11 @@ def test_it_rejects_unknown_calling_ae_wrong_host_and_unknown_called_ae(rtbank_e
     unknown = env.storescu(CT, calling="STRANGER")
     wrong_host = env.storescu(CT, calling="FAR_TPS")
     wrong_called = env.storescu(CT, calling="ODE_TPS", called="NOT_RTBANK")
-    for result, reason in ((unknown, "Calling AE Title Not Recognized"), (wrong_host, "Calling AE Title Not Recognized"),
-                           (wrong_called, "Called AE Title Not Recognized")):
+    for result, reason in (
+        (unknown, "Calling AE Title Not Recognized"),
+        (wrong_host, "Calling AE Title Not Recognized"),
+        (wrong_called, "Called AE Title Not Recognized"),
+    ):
         assert result.returncode != 0
         assert reason in result.stderr, result.stderr
     assert proc.poll() is None
@@ -158,12 +185,16 @@ def test_it_rejects_unknown_calling_ae_wrong_host_and_unknown_called_ae(rtbank_e
     )
     assert len(rows) == 3
     assert any("not registered, but" in m or "is registered, but not for host" in m for m in rows)
-    inst = env.query("from rtbank.catalog.models import Instance\ni = Instance.objects.get()\n"
-                     "out = [i.calling_ae, i.institution.code, i.source_node.name]")
+    inst = env.query(
+        "from rtbank.catalog.models import Instance\ni = Instance.objects.get()\n"
+        "out = [i.calling_ae, i.institution.code, i.source_node.name]"
+    )
     assert inst == ["ODE_TPS", "ODE", "ode-tps"]
 
 
-def test_import_refuses_zip_slip_zip_bomb_and_reports_non_dicom(open_rtbank_env: RtbankEnv, tmp_path: Path) -> None:
+def test_import_refuses_zip_slip_zip_bomb_and_reports_non_dicom(
+    open_rtbank_env: RtbankEnv, tmp_path: Path
+) -> None:
     env = open_rtbank_env
     env.run("import", str(DATA / "rt-utils/rt.dcm"), "--wait")
     before = snapshot(env)
@@ -184,11 +215,13 @@ def test_import_refuses_zip_slip_zip_bomb_and_reports_non_dicom(open_rtbank_env:
     (mixed / "notes.txt").write_text("not dicom")
     broken = pydicom.dcmread(CT)
     raw = dataset_bytes(broken)
-    (mixed / "truncated.dcm").write_bytes(b"\0" * 128 + b"DICM" + raw[132: len(raw) // 3])
+    (mixed / "truncated.dcm").write_bytes(b"\0" * 128 + b"DICM" + raw[132 : len(raw) // 3])
     result = env.run("import", str(mixed), "--wait", check=False)
     assert result.returncode == 1 and "refused" in result.stderr
     assert "1 files were not DICOM" in result.stdout
     assert snapshot(env) == before
-    refusals = env.query("from rtbank.eventlog.models import Event\n"
-                         "out = Event.objects.filter(action__in=['import_refused', 'import']).count()")
+    refusals = env.query(
+        "from rtbank.eventlog.models import Event\n"
+        "out = Event.objects.filter(action__in=['import_refused', 'import']).count()"
+    )
     assert refusals >= 3

@@ -22,15 +22,31 @@ HARVESTED = DATA / "pyplanscoring" / "pinnacle_dicom_plan1"  # 2018_Comp_Lung: c
 
 
 def uids(env: RtbankEnv, patient_id: str) -> set[str]:
-    return {r[0] for r in sql(env, "SELECT i.sop_instance_uid FROM catalog_instance i JOIN catalog_series s "
-                                   "ON i.series_id = s.id JOIN catalog_study st ON s.study_id = st.id JOIN "
-                                   "catalog_patient p ON st.patient_id = p.id WHERE p.patient_id = %s", (patient_id,))}
+    return {
+        r[0]
+        for r in sql(
+            env,
+            "SELECT i.sop_instance_uid FROM catalog_instance i JOIN catalog_series s "
+            "ON i.series_id = s.id JOIN catalog_study st ON s.study_id = st.id JOIN "
+            "catalog_patient p ON st.patient_id = p.id WHERE p.patient_id = %s",
+            (patient_id,),
+        )
+    }
 
 
-def test_cleanup_tells_data_managers_then_deletes_exactly_its_dry_run_and_keeps_retained_data(tmp_path: Path) -> None:
+def test_cleanup_tells_data_managers_then_deletes_exactly_its_dry_run_and_keeps_retained_data(
+    tmp_path: Path,
+) -> None:
     with smtp_server() as (mailbox, smtp_port):
-        env = RtbankEnv(tmp_path / "home", {"RTBANK_SMTP_HOST": "127.0.0.1", "RTBANK_SMTP_PORT": str(smtp_port),
-                                            "RTBANK_CLEANUP_AGE_DAYS": "90", "RTBANK_CLEANUP_NOTICE_DAYS": "7"})
+        env = RtbankEnv(
+            tmp_path / "home",
+            {
+                "RTBANK_SMTP_HOST": "127.0.0.1",
+                "RTBANK_SMTP_PORT": str(smtp_port),
+                "RTBANK_CLEANUP_AGE_DAYS": "90",
+                "RTBANK_CLEANUP_NOTICE_DAYS": "7",
+            },
+        )
         try:
             _scenario(env, mailbox)
         finally:
@@ -38,18 +54,34 @@ def test_cleanup_tells_data_managers_then_deletes_exactly_its_dry_run_and_keeps_
 
 
 def _scenario(env: RtbankEnv, mailbox: object) -> None:
-    setup_world(env, """
+    setup_world(
+        env,
+        """
 from django.contrib.auth.models import User
 from rtbank.institutions.models import UserProfile
 dm = User.objects.create_user("dm", "dm@odense.example", None)
 UserProfile.objects.create(user=dm, institution=ode, roles=["data_manager"])
-""")
+""",
+    )
     env.start("worker", "worker", "--kinds", KINDS)
-    env.run("import", "--institution", "ODE", str(COURSE), str(RECORDS), str(INBOX), str(HARVESTED), "--no-wait")
-    wait_for(lambda: len(uids(env, "2018_Comp_Lung")) == 2 and len(uids(env, "PHANTOM_EXAMPLE")) == 4, 60, 0.2,
-             "the data to be stored")
-    wait_for(lambda: sql(env, "SELECT COUNT(*) FROM work_workitem WHERE kind = 'analysis' AND state <> 'done'")[0][0]
-             == 0, 60, 0.2, "analysis")
+    env.run(
+        "import", "--institution", "ODE", str(COURSE), str(RECORDS), str(INBOX), str(HARVESTED), "--no-wait"
+    )
+    wait_for(
+        lambda: len(uids(env, "2018_Comp_Lung")) == 2 and len(uids(env, "PHANTOM_EXAMPLE")) == 4,
+        60,
+        0.2,
+        "the data to be stored",
+    )
+    wait_for(
+        lambda: (
+            sql(env, "SELECT COUNT(*) FROM work_workitem WHERE kind = 'analysis' AND state <> 'done'")[0][0]
+            == 0
+        ),
+        60,
+        0.2,
+        "analysis",
+    )
     env.query("""
 import datetime as dt
 from django.utils import timezone
@@ -67,12 +99,16 @@ out = Instance.objects.update(received_at=timezone.now() - dt.timedelta(days=120
     kept = {pid: uids(env, pid) for pid in ("brain", "2018_Comp_Lung")}
     inbox = uids(env, "PHANTOM_EXAMPLE")
 
-    first = json.loads(env.run("cleanup", "--json").stdout)  # announces; deletes nothing before the notice period
+    first = json.loads(
+        env.run("cleanup", "--json").stdout
+    )  # announces; deletes nothing before the notice period
     assert [p["objects"] for p in first["plan"]["announce"]] == [5] and first["result"]["deleted"] == []
     assert uids(env, "PHANTOM_EXAMPLE") == inbox
     wait_for(lambda: mailbox.to("dm@odense.example"), 60, 0.2, "the notice mail to the ODE data manager")
     (notice,) = mailbox.to("dm@odense.example")
-    assert "Cleanup: 1 patient(s) from ODE" in notice["Subject"] and "PHANTOM_EXAMPLE" not in notice.as_string()
+    assert (
+        "Cleanup: 1 patient(s) from ODE" in notice["Subject"] and "PHANTOM_EXAMPLE" not in notice.as_string()
+    )
 
     env.query("""
 import datetime as dt

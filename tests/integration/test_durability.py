@@ -65,27 +65,39 @@ class Sender(threading.Thread):
 
 
 def catalog_uids(env: RtbankEnv) -> list[str]:
-    return env.query("from rtbank.catalog.models import Instance\n"
-                     "out = list(Instance.objects.values_list('sop_instance_uid', flat=True))")
+    return env.query(
+        "from rtbank.catalog.models import Instance\n"
+        "out = list(Instance.objects.values_list('sop_instance_uid', flat=True))"
+    )
 
 
-def test_every_acknowledged_instance_survives_kill_9_of_receiver_and_worker(open_rtbank_env: RtbankEnv,
-                                                                          tmp_path: Path) -> None:
+def test_every_acknowledged_instance_survives_kill_9_of_receiver_and_worker(
+    open_rtbank_env: RtbankEnv, tmp_path: Path
+) -> None:
     env = open_rtbank_env
     acked: list[str] = []
     for round_ in range(3):  # kill -9 the receiver in the middle of a multi-instance association, three times
         env.start_receiver()
-        sender = Sender(env.dicom_port, make_slices(tmp_path / f"r{round_}", 40, f"1.2.826.0.1.3680043.10.777.{round_}"))
+        sender = Sender(
+            env.dicom_port, make_slices(tmp_path / f"r{round_}", 40, f"1.2.826.0.1.3680043.10.777.{round_}")
+        )
         sender.start()
-        wait_for(lambda s=sender: len(s.acked) >= 5 + 6 * round_, 60, 0.01, "some acknowledged stores")
+        wait_for(lambda s=sender, n=round_: len(s.acked) >= 5 + 6 * n, 60, 0.01, "some acknowledged stores")
         env.kill("receiver")
         sender.join(30)
         assert 0 < len(sender.acked) < 40
         acked += sender.acked
     for _ in range(3):  # kill -9 the worker while it indexes, three times
         env.start_worker()
-        wait_for(lambda: env.query("from rtbank.catalog.models import Instance\nout = Instance.objects.count()") > 0
-                 or not list((env.home / "spool/ready").glob("*.dcm")), 60, 0.05, "indexing to start")
+        wait_for(
+            lambda: (
+                env.query("from rtbank.catalog.models import Instance\nout = Instance.objects.count()") > 0
+                or not list((env.home / "spool/ready").glob("*.dcm"))
+            ),
+            60,
+            0.05,
+            "indexing to start",
+        )
         env.kill("worker")
     env.start_worker()
     env.wait_idle()
@@ -96,25 +108,43 @@ def test_every_acknowledged_instance_survives_kill_9_of_receiver_and_worker(open
     assert failed == 0
 
 
-def test_file_and_directory_are_fsynced_before_the_store_response(open_rtbank_env: RtbankEnv, tmp_path: Path) -> None:
+def test_file_and_directory_are_fsynced_before_the_store_response(
+    open_rtbank_env: RtbankEnv, tmp_path: Path
+) -> None:
     require_tools("strace", "storescu")
     env = open_rtbank_env
     trace = tmp_path / "trace.txt"
-    env.start("receiver", "receive", wrapper=["strace", "-f", "-yy", "-qq", "-o", str(trace),
-                                              "-e", "trace=fsync,rename,renameat,renameat2,write,sendto,sendmsg"])
+    env.start(
+        "receiver",
+        "receive",
+        wrapper=[
+            "strace",
+            "-f",
+            "-yy",
+            "-qq",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=fsync,rename,renameat,renameat2,write,sendto,sendmsg",
+        ],
+    )
     wait_for(env.echo, 60, what="the traced receiver")
     files = make_slices(tmp_path / "five", 5, "1.2.826.0.1.3680043.10.778")
     assert env.storescu(*files).returncode == 0
     env.kill("receiver", 15)
     lines = trace.read_text().splitlines()
-    renames = [i for i, line in enumerate(lines) if "rename" in line and "/spool/ready/" in line and ".dcm" in line]
+    renames = [
+        i for i, line in enumerate(lines) if "rename" in line and "/spool/ready/" in line and ".dcm" in line
+    ]
     assert len(renames) == 5
     for i in renames:
         part = re.search(r'"([^"]+\.part)"', lines[i]).group(1)
         file_sync = [j for j in range(i) if "fsync(" in lines[j] and part in lines[j]]
         assert file_sync, f"no fsync of {part} before its rename"
-        after = lines[i + 1:]
-        dir_sync = next(k for k, line in enumerate(after) if re.search(r"fsync\(\d+</[^>]*/spool/ready>\)", line))
+        after = lines[i + 1 :]
+        dir_sync = next(
+            k for k, line in enumerate(after) if re.search(r"fsync\(\d+</[^>]*/spool/ready>\)", line)
+        )
         # The association's socket (local port = the receiver's); on PostgreSQL the database socket is TCP too.
         association = rf"(write|sendto|sendmsg)\(\d+<TCP(v6)?:\[[^\]]*:{env.dicom_port}->"
         socket_write = next(k for k, line in enumerate(after) if re.search(association, line))
@@ -122,8 +152,9 @@ def test_file_and_directory_are_fsynced_before_the_store_response(open_rtbank_en
 
 
 @pytest.mark.parametrize("limit", ["prlimit", "reserve"])
-def test_a_full_disk_gives_a_failure_status_and_leaves_stored_data_intact(open_rtbank_env: RtbankEnv, tmp_path: Path,
-                                                                          limit: str) -> None:
+def test_a_full_disk_gives_a_failure_status_and_leaves_stored_data_intact(
+    open_rtbank_env: RtbankEnv, tmp_path: Path, limit: str
+) -> None:
     require_tools("prlimit", "storescu")
     env = open_rtbank_env
     env.start_receiver()
@@ -132,11 +163,17 @@ def test_a_full_disk_gives_a_failure_status_and_leaves_stored_data_intact(open_r
     env.wait_idle()
     before = {p: p.read_bytes() for p in (env.home / "blobs").rglob("*.dcm")}
     env.kill("receiver", 15)
-    dose = DATA / "aptg-dcpt-let/plan03_ramp_full/RD1.2.752.243.1.1.20250523160113556.3000.73252.dcm"  # 2.5 MB
+    dose = (
+        DATA / "aptg-dcpt-let/plan03_ramp_full/RD1.2.752.243.1.1.20250523160113556.3000.73252.dcm"
+    )  # 2.5 MB
     if limit == "prlimit":
         env.start("receiver", "receive", wrapper=["prlimit", f"--fsize={2 * 1024 * 1024}", "--"])
     else:
-        env.start("receiver", "receive", env={"RTBANK_SPOOL_RESERVE_MB": str(shutil.disk_usage(env.home).free // 2**20 + 10)})
+        env.start(
+            "receiver",
+            "receive",
+            env={"RTBANK_SPOOL_RESERVE_MB": str(shutil.disk_usage(env.home).free // 2**20 + 10)},
+        )
     wait_for(env.echo, 30, what="the limited receiver")
     result = env.storescu(dose, extra=["-v"])
     assert result.returncode != 0
@@ -147,6 +184,8 @@ def test_a_full_disk_gives_a_failure_status_and_leaves_stored_data_intact(open_r
     assert not list((env.home / "spool/incoming").iterdir()), "a partial file was left behind"
     env.wait_idle()
     assert {p: p.read_bytes() for p in (env.home / "blobs").rglob("*.dcm")} == before
-    refused = env.query("from rtbank.eventlog.models import Event\n"
-                        "out = list(Event.objects.filter(action='store_refused').values_list('message', flat=True))")
+    refused = env.query(
+        "from rtbank.eventlog.models import Event\n"
+        "out = list(Event.objects.filter(action='store_refused').values_list('message', flat=True))"
+    )
     assert refused and "0xA700" in refused[0]

@@ -23,20 +23,32 @@ COURSE = [RS, RP, RD, *RECORD_FILES]
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtbankEnv]:
     """ODE's course stored; a manager with ``forward`` on TRIAL; fast back-off; the cap at 3 attempts."""
-    env = RtbankEnv(tmp_path_factory.mktemp("outbox") / "home",
-                    {"RTBANK_FORWARD_BACKOFF": "0.3", "RTBANK_FORWARD_BACKOFF_CAP": "1.5",
-                     "RTBANK_FORWARD_MAX_ATTEMPTS": "3"})
+    env = RtbankEnv(
+        tmp_path_factory.mktemp("outbox") / "home",
+        {
+            "RTBANK_FORWARD_BACKOFF": "0.3",
+            "RTBANK_FORWARD_BACKOFF_CAP": "1.5",
+            "RTBANK_FORWARD_MAX_ATTEMPTS": "3",
+        },
+    )
     try:
-        setup_world(env, """
+        setup_world(
+            env,
+            """
 from django.contrib.auth.models import User
 from rtbank.projects.services import grant
 manager = User.objects.create_user("manager", "manager@example.org", None)
 grant(manager, trial, ["view", "forward"], dt.date.today() + dt.timedelta(days=30), actor="test")
-""")
+""",
+        )
         env.start("worker", "worker", "--kinds", KINDS)
         env.run("import", "--institution", "ODE", *map(str, COURSE), "--no-wait")
-        wait_for(lambda: sql(env, "SELECT COUNT(*) FROM catalog_instance")[0][0] == len(COURSE), 60, 0.2,
-                 "the course to be stored")
+        wait_for(
+            lambda: sql(env, "SELECT COUNT(*) FROM catalog_instance")[0][0] == len(COURSE),
+            60,
+            0.2,
+            "the course to be stored",
+        )
         yield env
     finally:
         env.close()
@@ -68,10 +80,14 @@ with transaction.atomic():
 
 
 def row(env: RtbankEnv, forward: int) -> tuple[str, int]:
-    return sql(env, "SELECT state, attempts FROM work_workitem WHERE kind = 'forward' AND key = %s", (str(forward),))[0]
+    return sql(
+        env, "SELECT state, attempts FROM work_workitem WHERE kind = 'forward' AND key = %s", (str(forward),)
+    )[0]
 
 
-def test_a_destination_down_for_a_while_gets_everything_once_when_it_comes_up(env: RtbankEnv, tmp_path: Path) -> None:
+def test_a_destination_down_for_a_while_gets_everything_once_when_it_comes_up(
+    env: RtbankEnv, tmp_path: Path
+) -> None:
     port = free_port()
     forward = queue_forward(env, "LATE", port, max_attempts=100)
     wait_for(lambda: row(env, forward)[1] >= 3, 60, 0.1, "three failed attempts")
@@ -82,15 +98,19 @@ def test_a_destination_down_for_a_while_gets_everything_once_when_it_comes_up(en
     assert set(received) == uids_of(*COURSE)
     assert all(n == 1 for n in received.values()), received  # nothing duplicated
     rows = sql(env, "SELECT outcome, details FROM projects_accesslog WHERE action = 'forward'")
-    outcomes = [outcome for outcome, details in rows
-                if (json.loads(details) if isinstance(details, str) else details)["forward"] == forward]
+    outcomes = [
+        outcome
+        for outcome, details in rows
+        if (json.loads(details) if isinstance(details, str) else details)["forward"] == forward
+    ]
     attempts = row(env, forward)[1]
     assert attempts >= 3 and outcomes.count("allowed") == 1
     assert outcomes.count("error") == attempts - 1  # every attempt is in the access log
 
 
 def test_a_destination_that_never_comes_up_fails_at_the_cap_and_is_resubmitted_from_the_outbox(
-        env: RtbankEnv, tmp_path: Path) -> None:
+    env: RtbankEnv, tmp_path: Path
+) -> None:
     port = free_port()
     forward = queue_forward(env, "NEVER", port)
     wait_for(lambda: row(env, forward)[0] == "failed", 60, 0.1, "the forward to fail at the cap")

@@ -19,7 +19,9 @@ VENDOR_SETS = [
     "pyplanscoring/tomotherapy_plan",  # TomoTherapy: RTSTRUCT + RTPLAN
     "aptg-dcpt-let/plan03_ramp_full",  # RayStation 14 ion plan + RTSTRUCT + 3 RTDOSE
     "pyplanscoring/gammaplan_srs",  # GammaPlan
-    "rt-utils/rt.dcm", "rt-utils/ct_1.dcm", "rt-utils/ct_2.dcm",  # GE CT + rt-utils RTSTRUCT
+    "rt-utils/rt.dcm",
+    "rt-utils/ct_1.dcm",
+    "rt-utils/ct_2.dcm",  # GE CT + rt-utils RTSTRUCT
 ]
 
 
@@ -50,8 +52,11 @@ def test_it_files_every_instance_roi_and_reference_from_several_vendors(open_rtb
     assert set(stored["uids"]) == uids
     expected_rois = sum(
         len(pydicom.dcmread(f).StructureSetROISequence)
-        for f in {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: f for f in files
-                  if pydicom.dcmread(f, stop_before_pixels=True).Modality == "RTSTRUCT"}.values()
+        for f in {
+            pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: f
+            for f in files
+            if pydicom.dcmread(f, stop_before_pixels=True).Modality == "RTSTRUCT"
+        }.values()
     )
     assert stored["rois"] == expected_rois
     by_modality: dict[str, set[str]] = {}
@@ -59,8 +64,11 @@ def test_it_files_every_instance_roi_and_reference_from_several_vendors(open_rtb
         ds = pydicom.dcmread(f, stop_before_pixels=True)
         by_modality.setdefault(str(ds.Modality), set()).add(str(ds.SOPInstanceUID))
     assert stats["rt"] == {
-        "plans": len(by_modality["RTPLAN"]), "structure_sets": len(by_modality["RTSTRUCT"]),
-        "doses": len(by_modality["RTDOSE"]), "records": len(by_modality["RTRECORD"]), "registrations": 0,
+        "plans": len(by_modality["RTPLAN"]),
+        "structure_sets": len(by_modality["RTSTRUCT"]),
+        "doses": len(by_modality["RTDOSE"]),
+        "records": len(by_modality["RTRECORD"]),
+        "registrations": 0,
     }
     assert stats["by_modality"] == {m: len(u) for m, u in by_modality.items()}
 
@@ -87,7 +95,9 @@ def test_it_resolves_plan_dose_structure_set_and_ct_references_both_ways(open_rt
     series_refs = [r for r in rows if r[1] == "series"]
     assert series_refs and all(resolved for *_, resolved in series_refs)
     dose_plan = [r for r in rows if r[0] == "dose" and r[1] == "plan"]
-    assert dose_plan and not any(resolved for *_, resolved in dose_plan)  # the Nelms dose names a plan nobody sent
+    assert dose_plan and not any(
+        resolved for *_, resolved in dose_plan
+    )  # the Nelms dose names a plan nobody sent
 
 
 def test_it_accepts_a_private_tps_storage_class(open_rtbank_env: RtbankEnv) -> None:
@@ -114,8 +124,9 @@ def test_it_accepts_a_private_tps_storage_class(open_rtbank_env: RtbankEnv) -> N
 
 
 @pytest.mark.parametrize("charset", ["ISO_IR 100", "ISO_IR 192"])
-def test_it_decodes_patient_and_roi_names_in_declared_character_sets(open_rtbank_env: RtbankEnv, tmp_path: Path,
-                                                                    charset: str) -> None:
+def test_it_decodes_patient_and_roi_names_in_declared_character_sets(
+    open_rtbank_env: RtbankEnv, tmp_path: Path, charset: str
+) -> None:
     env = open_rtbank_env
     ds = pydicom.dcmread(DATA / "rt-utils/rt.dcm")
     ds.SpecificCharacterSet = charset

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rtbank.dicom.synth import generate_archive
@@ -16,8 +15,13 @@ def test_stats_and_plan_bundles_agree_with_the_manifest(open_rtbank_env: RtbankE
     env = open_rtbank_env
     env.start_receiver()
     env.start_worker()
-    result = env.storescu(*[tmp_path / "archive" / inst["code"] for inst in manifest["institutions"]
-                            if (tmp_path / "archive" / inst["code"]).exists()])
+    result = env.storescu(
+        *[
+            tmp_path / "archive" / inst["code"]
+            for inst in manifest["institutions"]
+            if (tmp_path / "archive" / inst["code"]).exists()
+        ]
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     stats = env.wait_idle(timeout=300)
     counts = manifest["counts"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 
 from tests.integration.rtbank_env import RtbankEnv, wait_for
@@ -27,7 +26,9 @@ def tiny_ct(path: Path, n: int) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
-def test_two_workers_share_the_work_without_doing_any_row_twice(open_rtbank_env: RtbankEnv, tmp_path: Path) -> None:
+def test_two_workers_share_the_work_without_doing_any_row_twice(
+    open_rtbank_env: RtbankEnv, tmp_path: Path
+) -> None:
     env = open_rtbank_env
     src = tmp_path / "in"
     src.mkdir()
@@ -44,9 +45,15 @@ def test_two_workers_share_the_work_without_doing_any_row_twice(open_rtbank_env:
     )
     assert len(rows) == 400
     assert all(state == "done" and attempts == 1 for state, attempts, _ in rows), [
-        (state, attempts, payload.get("last_error")) for state, attempts, payload in rows if state != "done" or attempts != 1
+        (state, attempts, payload.get("last_error"))
+        for state, attempts, payload in rows
+        if state != "done" or attempts != 1
     ][:5] + [env.log("worker-a")[-1500:], env.log("worker-b")[-1500:]]
-    assert all(payload["outcome"] == "new" for *_, payload in rows)  # a second run would have found a duplicate
-    heartbeats = env.query("from rtbank.work.models import WorkerHeartbeat\n"
-                           "out = list(WorkerHeartbeat.objects.values_list('processed', flat=True))")
+    assert all(
+        payload["outcome"] == "new" for *_, payload in rows
+    )  # a second run would have found a duplicate
+    heartbeats = env.query(
+        "from rtbank.work.models import WorkerHeartbeat\n"
+        "out = list(WorkerHeartbeat.objects.values_list('processed', flat=True))"
+    )
     assert len(heartbeats) == 2

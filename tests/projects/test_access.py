@@ -26,12 +26,21 @@ NEXT_YEAR = TODAY + dt.timedelta(days=365)
 @pytest.fixture
 def world() -> dict:
     Institution.objects.create(code="ODE", name="Odense")
-    import_paths([DATA / "pyplanscoring/raystation_brain_srs_imrt", DATA / "synthetic-rtrecord",
-                  DATA / "nelms-dvh-benchmark"], {"institution": "ODE"})
+    import_paths(
+        [
+            DATA / "pyplanscoring/raystation_brain_srs_imrt",
+            DATA / "synthetic-rtrecord",
+            DATA / "nelms-dvh-benchmark",
+        ],
+        {"institution": "ODE"},
+    )
     run_filing()
     a = add_project("A", name="Trial A", renew_by=NEXT_YEAR, institutions=["ODE"], actor="test")
     b = add_project("B", name="Trial B", renew_by=NEXT_YEAR, actor="test")
-    users = {name: User.objects.create_user(name, "", "a-long-password-1") for name in ("viewer", "outsider", "other")}
+    users = {
+        name: User.objects.create_user(name, "", "a-long-password-1")
+        for name in ("viewer", "outsider", "other")
+    }
     grant(users["viewer"], a, ["view"], NEXT_YEAR, actor="test")
     grant(users["other"], b, ["view", "images"], NEXT_YEAR, actor="test")
     return {"A": a, "B": b, **users, "brain": Patient.objects.get(patient_id="brain")}
@@ -41,7 +50,11 @@ def test_a_whole_patient_assignment_shows_all_its_data_only_in_that_project(worl
     subject = assign_patient(world["A"], world["brain"], actor="test")
     assert subject.subject_id == "A-0001"
     uids = set(instances_in(world["A"]).values_list("sop_instance_uid", flat=True))
-    assert uids == set(Instance.objects.filter(series__study__patient=world["brain"]).values_list("sop_instance_uid", flat=True))
+    assert uids == set(
+        Instance.objects.filter(series__study__patient=world["brain"]).values_list(
+            "sop_instance_uid", flat=True
+        )
+    )
     assert not instances_in(world["B"]).exists()
 
 
@@ -53,7 +66,9 @@ def test_a_plan_assignment_shows_the_plan_bundle_and_grows_with_late_objects(wor
     assert before == {"plan", "structure_set", "dose"}
     import_paths([DATA / "synthetic-rtrecord"], {"institution": "ODE"})
     run_filing()
-    assert instances_in(world["A"]).filter(kind="record").count() == 2  # the dangling one is not in the bundle
+    assert (
+        instances_in(world["A"]).filter(kind="record").count() == 2
+    )  # the dangling one is not in the bundle
 
 
 def test_outsiders_get_404_and_members_without_the_permission_get_403(world: dict) -> None:
@@ -67,7 +82,9 @@ def test_outsiders_get_404_and_members_without_the_permission_get_403(world: dic
     assert projects == [world["A"]]
     with pytest.raises(Http404):
         Access(world["other"]).project("A", "view", "view_project")
-    outcomes = list(AccessLog.objects.exclude(action="store_in").order_by("id").values_list("outcome", flat=True))
+    outcomes = list(
+        AccessLog.objects.exclude(action="store_in").order_by("id").values_list("outcome", flat=True)
+    )
     assert outcomes == ["not_found", "denied", "allowed", "not_found"]
 
 
@@ -92,7 +109,9 @@ def test_reusing_data_of_another_project_needs_a_site_admin_and_an_agreement(wor
         assign_patient(world["B"], world["brain"], actor="manager-of-b")
     with pytest.raises(AssignmentRefused):
         assign_patient(world["B"], world["brain"], actor="admin", actor_is_site_admin=True)
-    subject = assign_patient(world["B"], world["brain"], actor="admin", actor_is_site_admin=True, agreement="DUA-2026-7")
+    subject = assign_patient(
+        world["B"], world["brain"], actor="admin", actor_is_site_admin=True, agreement="DUA-2026-7"
+    )
     assert subject.assigned_via == "reuse" and subject.agreement == "DUA-2026-7"
 
 
@@ -104,7 +123,9 @@ def test_subject_ids_come_from_the_trial_subject_module_when_present(world: dict
 def test_the_inbox_is_for_site_admins_and_the_institutions_data_managers(world: dict) -> None:
     admin = User.objects.create_superuser("admin", "", "a-long-password-1")
     dm = User.objects.create_user("dm", "", "a-long-password-1")
-    UserProfile.objects.create(user=dm, institution=Institution.objects.get(code="ODE"), roles=["data_manager"])
+    UserProfile.objects.create(
+        user=dm, institution=Institution.objects.get(code="ODE"), roles=["data_manager"]
+    )
     assert set(Access(admin).inbox_patients()) == set(Patient.objects.all())
     assert set(Access(dm).inbox_patients()) == set(Patient.objects.filter(institution__code="ODE"))
     assert not Access(world["viewer"]).inbox_patients().exists()

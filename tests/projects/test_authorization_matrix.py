@@ -72,7 +72,9 @@ def _client(world: World, role: str, fresh: bool = False) -> Client:
     return cache[role]
 
 
-def _request(world: World, case: Case, name: str, role: str, client: Client | None = None) -> tuple[int, str, bool | None, str]:
+def _request(
+    world: World, case: Case, name: str, role: str, client: Client | None = None
+) -> tuple[int, str, bool | None, str]:
     """(status, body as text, effect, content type) of one request; POSTs are rolled back after the effect is read."""
     client = client or _client(world, role, fresh=case.method == "POST")
     url = reverse(name, kwargs=case.kwargs(world, role)) + (f"?{case.query}" if case.query else "")

@@ -11,7 +11,9 @@ from tests.conftest import DATA
 
 
 def plan() -> Dataset:
-    ds = pydicom.dcmread(DATA / "pyplanscoring/raystation_brain_srs_imrt/RP1.2.752.243.1.1.20180405114728127.3000.13138.dcm")
+    ds = pydicom.dcmread(
+        DATA / "pyplanscoring/raystation_brain_srs_imrt/RP1.2.752.243.1.1.20180405114728127.3000.13138.dcm"
+    )
     return ds
 
 

@@ -28,8 +28,10 @@ def zip_of(response) -> zipfile.ZipFile:  # noqa: ANN001
 
 
 def uids_in(archive: zipfile.ZipFile) -> set[str]:
-    return {pydicom.dcmread(io.BytesIO(archive.read(n)), stop_before_pixels=True).SOPInstanceUID
-            for n in archive.namelist()}
+    return {
+        pydicom.dcmread(io.BytesIO(archive.read(n)), stop_before_pixels=True).SOPInstanceUID
+        for n in archive.namelist()
+    }
 
 
 @pytest.fixture
@@ -68,15 +70,20 @@ def test_selected_subjects_only(world: World, downloader) -> None:
     assert nothing.status_code == 302  # nothing selected: back to the project page, nothing exported
 
 
-def test_a_plan_assigned_alone_exports_its_bundle_not_the_rest_of_the_patient(world: World, downloader) -> None:
+def test_a_plan_assigned_alone_exports_its_bundle_not_the_rest_of_the_patient(
+    world: World, downloader
+) -> None:
     from rtbank.projects.services import assign_plan
 
     plan = Instance.objects.get(kind="plan", series__study__patient=world.b_patient)
     project_c = world.projects["A"]
     item = assign_plan(project_c, plan, actor="admin", agreement="DUA-9", actor_is_site_admin=True)
-    response = client_for(downloader).post("/projects/A/export/", {"scope": "selected",
-                                                                  "subjects": [item.subject.subject_id]})
-    bundle = {plan.sop_instance_uid} | set(plan.bundle_members.values_list("member__sop_instance_uid", flat=True))
+    response = client_for(downloader).post(
+        "/projects/A/export/", {"scope": "selected", "subjects": [item.subject.subject_id]}
+    )
+    bundle = {plan.sop_instance_uid} | set(
+        plan.bundle_members.values_list("member__sop_instance_uid", flat=True)
+    )
     assert uids_in(zip_of(response)) == bundle
 
 
@@ -93,8 +100,9 @@ def spy_chunks(monkeypatch, job_id: list[int]) -> list[int]:  # noqa: ANN001
     return seen
 
 
-def test_a_large_export_runs_in_the_background_in_chunks_with_progress(world: World, downloader, settings,
-                                                                       monkeypatch) -> None:
+def test_a_large_export_runs_in_the_background_in_chunks_with_progress(
+    world: World, downloader, settings, monkeypatch
+) -> None:
     settings.EXPORT_STREAM_MAX_FILES = 2  # the project's five files make it "large"
     settings.EXPORT_CHUNK_FILES = 2
     client = client_for(downloader)
@@ -119,7 +127,9 @@ def test_a_large_export_runs_in_the_background_in_chunks_with_progress(world: Wo
     assert AccessLog.objects.filter(user=downloader, action="download").count() == 1
 
 
-def test_a_background_export_stops_when_the_grant_ends(world: World, downloader, settings, monkeypatch) -> None:
+def test_a_background_export_stops_when_the_grant_ends(
+    world: World, downloader, settings, monkeypatch
+) -> None:
     settings.EXPORT_STREAM_MAX_FILES = 2
     settings.EXPORT_CHUNK_FILES = 2
     client_for(downloader).post("/projects/A/export/", {"scope": "all"})
@@ -152,7 +162,9 @@ def test_a_background_export_stops_when_the_grant_ends(world: World, downloader,
 def test_without_download_nothing_is_exported(world: World) -> None:
     response = client_for(world.users["analyst_A"]).post("/projects/A/export/", {"scope": "all"})
     assert response.status_code == 403
-    assert AccessLog.objects.filter(user=world.users["analyst_A"], action="download", outcome="denied").exists()
+    assert AccessLog.objects.filter(
+        user=world.users["analyst_A"], action="download", outcome="denied"
+    ).exists()
 
 
 def test_the_cli_exports_a_project_by_subject_id(world: World, tmp_path: Path) -> None:
@@ -161,4 +173,3 @@ def test_the_cli_exports_a_project_by_subject_id(world: World, tmp_path: Path) -
     files = list(out.rglob("*.dcm"))
     assert {p.relative_to(out).parts[0] for p in files} == {"A-0001"} and len(files) == 5
     assert AccessLog.objects.filter(action="export", project__code="A", actor__startswith="cli:").count() == 1
-

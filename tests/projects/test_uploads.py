@@ -21,7 +21,11 @@ from tests.web.clients import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RT_UTILS = [DATA / "rt-utils/ct_1.dcm", DATA / "rt-utils/ct_2.dcm", DATA / "rt-utils/rt.dcm"]
-NEW_PATIENT = [DATA / "dicompyler-core/ct.0.dcm", DATA / "dicompyler-core/rtss.dcm", DATA / "dicompyler-core/rtplan.dcm"]
+NEW_PATIENT = [
+    DATA / "dicompyler-core/ct.0.dcm",
+    DATA / "dicompyler-core/rtss.dcm",
+    DATA / "dicompyler-core/rtplan.dcm",
+]
 
 
 def zipped(files: dict[str, bytes]) -> SimpleUploadedFile:
@@ -62,10 +66,16 @@ def test_a_zip_is_stored_durably_before_the_answer_with_per_file_results(world: 
     assert (upload.stored, upload.not_dicom, upload.rejected) == (3, 1, 0)
     assert len(spool_ready()) - before == 3  # in the spool (fsynced) when the answer came
     page = client.get(response["Location"]).content.decode()
-    assert "upload.zip:notes/readme.txt" in page and "not DICOM (skipped)" in page and "upload.zip:rtss.dcm" in page
+    assert (
+        "upload.zip:notes/readme.txt" in page
+        and "not DICOM (skipped)" in page
+        and "upload.zip:rtss.dcm" in page
+    )
     run_filing()
     assert Instance.objects.filter(received_via="upload", institution__code="ODE").count() >= 3
-    assert AccessLog.objects.filter(action="upload", user=world.users["manager_A"], outcome="allowed").exists()
+    assert AccessLog.objects.filter(
+        action="upload", user=world.users["manager_A"], outcome="allowed"
+    ).exists()
 
 
 def test_uploads_go_to_disk_never_into_memory(world: World, monkeypatch) -> None:
@@ -77,14 +87,17 @@ def test_uploads_go_to_disk_never_into_memory(world: World, monkeypatch) -> None
         return real(access, files, **kwargs)
 
     monkeypatch.setattr(uploads, "receive", spy)
-    client_for(world.users["manager_A"]).post("/upload/", {"files": SimpleUploadedFile("ct.dcm", RT_UTILS[0].read_bytes())})
+    client_for(world.users["manager_A"]).post(
+        "/upload/", {"files": SimpleUploadedFile("ct.dcm", RT_UTILS[0].read_bytes())}
+    )
     assert seen == [TemporaryUploadedFile]
 
 
 def test_an_upload_into_a_project_assigns_the_patients_once_filed(world: World) -> None:
     client = client_for(world.users["manager_A"])
-    response = client.post("/upload/", {"files": [SimpleUploadedFile(p.name, p.read_bytes()) for p in RT_UTILS],
-                                        "project": "A"})
+    response = client.post(
+        "/upload/", {"files": [SimpleUploadedFile(p.name, p.read_bytes()) for p in RT_UTILS], "project": "A"}
+    )
     assert response.status_code == 302
     run_filing(uploads.UPLOAD_ASSIGN)
     upload = new_upload(world)
@@ -105,15 +118,20 @@ def test_an_upload_never_assigns_another_institutions_patient(world: World) -> N
 
 def test_uploading_into_a_project_needs_assign_there(world: World) -> None:
     response = client_for(world.users["member_B"]).post(
-        "/upload/", {"files": SimpleUploadedFile("ct.dcm", RT_UTILS[0].read_bytes()), "project": "A"})
+        "/upload/", {"files": SimpleUploadedFile("ct.dcm", RT_UTILS[0].read_bytes()), "project": "A"}
+    )
     assert response.status_code == 403
     assert not Upload.objects.exclude(pk=world.upload.pk).exists()
 
 
 def test_only_uploaders_may_upload(world: World) -> None:
     assert client_for(world.users["viewer_A"]).get("/upload/").status_code == 403
-    assert client_for(world.users["site_admin"]).post(
-        "/upload/", {"files": SimpleUploadedFile("ct.dcm", RT_UTILS[0].read_bytes())}).status_code == 403
+    assert (
+        client_for(world.users["site_admin"])
+        .post("/upload/", {"files": SimpleUploadedFile("ct.dcm", RT_UTILS[0].read_bytes())})
+        .status_code
+        == 403
+    )
 
 
 def test_a_de_identified_upload_with_identifiers_is_refused_with_the_list(world: World) -> None:
@@ -126,7 +144,9 @@ def test_a_de_identified_upload_with_identifiers_is_refused_with_the_list(world:
     named.save_as(buffer)
     members = {p.name: p.read_bytes() for p in RT_UTILS[1:]} | {"named.dcm": buffer.getvalue()}
     before = spool_ready()
-    response = client_for(world.users["manager_A"]).post("/upload/", {"files": zipped(members), "deidentified": "on"})
+    response = client_for(world.users["manager_A"]).post(
+        "/upload/", {"files": zipped(members), "deidentified": "on"}
+    )
     assert response.status_code == 400
     html = response.content.decode()
     assert "identifiers remain" in html and "nothing was stored" in html
@@ -140,7 +160,8 @@ def test_a_de_identified_upload_with_identifiers_is_refused_with_the_list(world:
 def test_a_de_identified_upload_made_by_rtbank_anonymize_is_accepted(world: World, tmp_path) -> None:
     files = anonymised(tmp_path)
     response = client_for(world.users["manager_A"]).post(
-        "/upload/", {"files": zipped(files), "deidentified": "on"})
+        "/upload/", {"files": zipped(files), "deidentified": "on"}
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert new_upload(world).stored == len(files) == 3
 

@@ -51,7 +51,9 @@ class Case:
     effect: Callable[[World], bool] | None = None
     contains: tuple[str, ...] = ()
     positive: Callable[[World], Any] | None = None
-    status_for: Callable[[World], int] | None = None  # the expected success status, when it depends on the world
+    status_for: Callable[[World], int] | None = (
+        None  # the expected success status, when it depends on the world
+    )
     no_positive: str = ""  # why no role can succeed here (only Django's own admin plumbing)
     note: str = ""
 
@@ -104,63 +106,130 @@ URL_MATRIX: dict[str, list[Case]] = {
     "home": [Case(ok=LOGGED_IN, ok_status=302, note="redirects to the project list")],
     "healthz": [Case(ok=frozenset(ROLES), note="no patient data")],
     "login": [Case(ok={"anonymous"}, note="logged-in people are sent on")],
-    "login_verify": [Case(ok=set(), positive=_unverified_admin_verify,
-                          note="only for a session that still owes its second factor")],
+    "login_verify": [
+        Case(
+            ok=set(),
+            positive=_unverified_admin_verify,
+            note="only for a session that still owes its second factor",
+        )
+    ],
     "logout": [Case(method="POST", data=lambda w, r: {}, ok=LOGGED_IN | {"anonymous"}, ok_status=302)],
     "account": [Case(ok=LOGGED_IN)],
-    "two_factor_setup": [Case(ok=LOGGED_IN - {"site_admin"}, note="a verified admin is sent to the account page")],
+    "two_factor_setup": [
+        Case(ok=LOGGED_IN - {"site_admin"}, note="a verified admin is sent to the account page")
+    ],
     "password_change": [Case(ok=LOGGED_IN)],
     "notifications": [Case(ok=LOGGED_IN)],
     "notifications_read": [Case(method="POST", data=lambda w, r: {}, ok=LOGGED_IN, ok_status=302)],
     # --- inbox -----------------------------------------------------------------------------------------
     "inbox": [
         Case(ok=LOGGED_IN, contains=()),
-        Case(ok=LOGGED_IN, query=f"q={PATIENT_ID}", note="searching for A's patient finds nothing in any inbox"),
+        Case(
+            ok=LOGGED_IN, query=f"q={PATIENT_ID}", note="searching for A's patient finds nothing in any inbox"
+        ),
     ],
     "inbox_patient": [
-        Case(kwargs=lambda w, r: {"pk": w.inbox_ode.pk}, ok={"manager_A", "site_admin"}, contains=("PHANTOM_EXAMPLE",)),
-        Case(kwargs=lambda w, r: {"pk": w.patient.pk}, ok=set(),
-             note="A's patient is not in the inbox for anyone (positive control: the case above)"),
+        Case(
+            kwargs=lambda w, r: {"pk": w.inbox_ode.pk},
+            ok={"manager_A", "site_admin"},
+            contains=("PHANTOM_EXAMPLE",),
+        ),
+        Case(
+            kwargs=lambda w, r: {"pk": w.patient.pk},
+            ok=set(),
+            note="A's patient is not in the inbox for anyone (positive control: the case above)",
+        ),
     ],
-    "inbox_assign": [Case(method="POST", data=lambda w, r: {"project": "A", "patients": [w.inbox_ode.pk]},
-                          ok={"manager_A", "site_admin"}, ok_status=302, effect=_inbox_assigned)],
+    "inbox_assign": [
+        Case(
+            method="POST",
+            data=lambda w, r: {"project": "A", "patients": [w.inbox_ode.pk]},
+            ok={"manager_A", "site_admin"},
+            ok_status=302,
+            effect=_inbox_assigned,
+        )
+    ],
     # --- upload ------------------------------------------------------------------------------------------
     "upload": [
         Case(ok={"manager_A", "member_B"}),
-        Case(method="POST", data=_upload_data, ok={"manager_A"}, ok_status=302,
-             effect=lambda w: Upload.objects.filter(project__code="A").exists(),
-             note="member_B uploads for AAR but holds no assign on A"),
+        Case(
+            method="POST",
+            data=_upload_data,
+            ok={"manager_A"},
+            ok_status=302,
+            effect=lambda w: Upload.objects.filter(project__code="A").exists(),
+            note="member_B uploads for AAR but holds no assign on A",
+        ),
     ],
     "upload_detail": [Case(kwargs=lambda w, r: {"pk": w.upload.pk}, ok={"manager_A"}, contains=("x.dcm",))],
-    "access_log": [Case(ok={"site_admin"}, sees=set(), contains=("access_log",),
-                        note="the audit trail names internal ids and subject IDs, never patient IDs or names")],
+    "access_log": [
+        Case(
+            ok={"site_admin"},
+            sees=set(),
+            contains=("access_log",),
+            note="the audit trail names internal ids and subject IDs, never patient IDs or names",
+        )
+    ],
     # --- projects ------------------------------------------------------------------------------------------
     "project_list": [Case(ok=LOGGED_IN, contains=()), Case(ok=LOGGED_IN, query="q=A")],
     "project_detail": [
         Case(kwargs=project, ok=ON_A, contains=("A-0001", PLAN_LABEL)),
-        Case(kwargs=project, ok=ON_A, query=f"q={PATIENT_ID}&institution=ODE",
-             note="a search by Patient ID finds the subject only for holders of identifiers"),
+        Case(
+            kwargs=project,
+            ok=ON_A,
+            query=f"q={PATIENT_ID}&institution=ODE",
+            note="a search by Patient ID finds the subject only for holders of identifiers",
+        ),
     ],
     "project_subject": [Case(kwargs=subject, ok=ON_A, contains=("A-0001",))],
     "project_plan": [Case(kwargs=plan, ok=ON_A, contains=(PLAN_LABEL,))],
     "project_plans_csv": [Case(kwargs=project, ok={"analyst_A", "manager_A"}, contains=(PLAN_LABEL,))],
     "project_export": [
-        Case(kwargs=project, method="POST", data=lambda w, r: {"scope": "all"}, ok={"manager_A"},
-             contains=(PATIENT_ID,), note="manager_A holds identifiers: folders by Patient ID"),
-        Case(kwargs=project, method="POST", data=lambda w, r: {"scope": "all", "mode": "job"}, ok={"manager_A"},
-             ok_status=302, effect=lambda w: w.projects["A"].exports.count() > 2),
+        Case(
+            kwargs=project,
+            method="POST",
+            data=lambda w, r: {"scope": "all"},
+            ok={"manager_A"},
+            contains=(PATIENT_ID,),
+            note="manager_A holds identifiers: folders by Patient ID",
+        ),
+        Case(
+            kwargs=project,
+            method="POST",
+            data=lambda w, r: {"scope": "all", "mode": "job"},
+            ok={"manager_A"},
+            ok_status=302,
+            effect=lambda w: w.projects["A"].exports.count() > 2,
+        ),
     ],
     "project_members": [
         Case(kwargs=project, ok={"manager_A", "site_admin"}, sees=set(), contains=("viewer_A",)),
-        Case(kwargs=project, method="POST", ok={"manager_A", "site_admin"}, ok_status=302, effect=_granted,
-             data=lambda w, r: {"action": "add", "username": "nogrant", "role": "viewer",
-                                "until": w.extra["until"]}),
+        Case(
+            kwargs=project,
+            method="POST",
+            ok={"manager_A", "site_admin"},
+            ok_status=302,
+            effect=_granted,
+            data=lambda w, r: {
+                "action": "add",
+                "username": "nogrant",
+                "role": "viewer",
+                "until": w.extra["until"],
+            },
+        ),
     ],
     "project_reuse": [
         Case(kwargs=lambda w, r: {"code": "B"}, ok={"site_admin"}, sees=set()),
-        Case(kwargs=lambda w, r: {"code": "B"}, method="POST", ok={"site_admin"}, ok_status=200, sees=set(),
-             effect=_reused, data=lambda w, r: {"source": "A", "subjects": "A-0001", "agreement": "DUA-1"},
-             note="the admin sees only the new subject ID in B"),
+        Case(
+            kwargs=lambda w, r: {"code": "B"},
+            method="POST",
+            ok={"site_admin"},
+            ok_status=200,
+            sees=set(),
+            effect=_reused,
+            data=lambda w, r: {"source": "A", "subjects": "A-0001", "agreement": "DUA-1"},
+            note="the admin sees only the new subject ID in B",
+        ),
     ],
     "exports": [Case(ok=LOGGED_IN)],
     "export_detail": [Case(kwargs=own_job, ok={"manager_A"}, sees=set())],
@@ -175,7 +244,9 @@ def _destination(w: World) -> Any:
 
     node = Node.objects.filter(name="PROTONS").first()
     if node is None:
-        node = Node.objects.create(name="PROTONS", ae_title="PROTONS", host="127.0.0.1", port=1, roles=["dest"])
+        node = Node.objects.create(
+            name="PROTONS", ae_title="PROTONS", host="127.0.0.1", port=1, roles=["dest"]
+        )
         w.projects["A"].destinations.add(node)
     return node
 
@@ -184,18 +255,32 @@ def _a_rule(w: World) -> Any:
     """An enabled rule of A that matches A's plan (so the dry run has a target to show or hide)."""
     from rtbank.rules.models import Rule
 
-    return Rule.objects.get_or_create(project=w.projects["A"], name="RULESENT rule", defaults={
-        "enabled": True, "created_by": "test", "actions": [{"type": "assign"}],
-        "conditions": {"type": "all", "conditions": [{"type": "modality", "values": ["RTPLAN"]}]}})[0]
+    return Rule.objects.get_or_create(
+        project=w.projects["A"],
+        name="RULESENT rule",
+        defaults={
+            "enabled": True,
+            "created_by": "test",
+            "actions": [{"type": "assign"}],
+            "conditions": {"type": "all", "conditions": [{"type": "modality", "values": ["RTPLAN"]}]},
+        },
+    )[0]
 
 
 def _site_rule(w: World) -> Any:
     from rtbank.rules.models import Rule
 
-    return Rule.objects.get_or_create(project=None, name="SITESENT rule", defaults={
-        "enabled": True, "created_by": "test", "scope": "patient",
-        "actions": [{"type": "assign", "project": w.projects["B"].pk}],
-        "conditions": {"type": "all", "conditions": [{"type": "modality", "values": ["RTPLAN"]}]}})[0]
+    return Rule.objects.get_or_create(
+        project=None,
+        name="SITESENT rule",
+        defaults={
+            "enabled": True,
+            "created_by": "test",
+            "scope": "patient",
+            "actions": [{"type": "assign", "project": w.projects["B"].pk}],
+            "conditions": {"type": "all", "conditions": [{"type": "modality", "values": ["RTPLAN"]}]},
+        },
+    )[0]
 
 
 def _failed_forward(w: World) -> Any:
@@ -207,7 +292,9 @@ def _failed_forward(w: World) -> Any:
     forward = Forward.objects.filter(project=w.projects["A"]).first()
     if forward is None:
         forward = outbox.send_plan(_destination(w), w.plan, project=w.projects["A"], actor="manager_A")
-        WorkItem.objects.filter(kind="forward", key=str(forward.pk)).update(state="failed", last_error="refused")
+        WorkItem.objects.filter(kind="forward", key=str(forward.pk)).update(
+            state="failed", last_error="refused"
+        )
     return forward
 
 
@@ -226,8 +313,16 @@ def _send_data(w: World, role: str) -> dict[str, Any]:
 
 def _rule_form(w: World, role: str) -> dict[str, Any]:
     _destination(w)
-    return {"name": "new trigger", "scope": "plan", "match": "all", "c0_type": "roi", "c0_subject": "TRIAL_*",
-            "c0_test": "empty", "assign": "on", "assign_project": w.projects["A"].pk}
+    return {
+        "name": "new trigger",
+        "scope": "plan",
+        "match": "all",
+        "c0_type": "roi",
+        "c0_subject": "TRIAL_*",
+        "c0_test": "empty",
+        "assign": "on",
+        "assign_project": w.projects["A"].pk,
+    }
 
 
 def _rules_named(name: str) -> Callable[[World], bool]:
@@ -251,7 +346,9 @@ def _queued(kind: str) -> Callable[[World], bool]:
 def _forwards(w: World) -> bool:
     from rtbank.rules.models import Forward
 
-    return Forward.objects.filter(project=w.projects["A"], requested_by="manager_A", user__isnull=False).exists()
+    return Forward.objects.filter(
+        project=w.projects["A"], requested_by="manager_A", user__isnull=False
+    ).exists()
 
 
 def _rule_gone(site: bool) -> Callable[[World], bool]:
@@ -264,57 +361,168 @@ def _rule_gone(site: bool) -> Callable[[World], bool]:
 
 
 SITE_ONLY = {"site_admin"}
-URL_MATRIX.update({
-    "project_rules": [Case(kwargs=lambda w, r: _after(_a_rule(w), project(w, r)), ok={"manager_A"},
-                           contains=("RULESENT",))],
-    "project_rule_new": [
-        Case(kwargs=project, ok={"manager_A"}),
-        Case(kwargs=project, method="POST", data=_rule_form, ok={"manager_A"}, ok_status=302,
-             effect=_rules_named("new trigger")),
-    ],
-    "project_rule": [Case(kwargs=_rule_kwargs, ok={"manager_A"}, contains=("RULESENT",))],
-    "project_rule_edit": [
-        Case(kwargs=_rule_kwargs, ok={"manager_A"}, contains=("RULESENT",)),
-        Case(kwargs=_rule_kwargs, method="POST", data=_rule_form, ok={"manager_A"}, ok_status=302,
-             effect=_rules_named("new trigger")),
-    ],
-    "project_rule_dry_run": [Case(kwargs=_rule_kwargs, ok={"manager_A"}, contains=(PATIENT_ID,),
-                                  note="manager_A holds identifiers: the Patient ID; counts only to others")],
-    "project_rule_apply": [Case(kwargs=_rule_kwargs, method="POST", data=lambda w, r: {}, ok={"manager_A"},
-                                ok_status=302, effect=_queued("rules"))],
-    "project_rule_delete": [Case(kwargs=_rule_kwargs, method="POST", data=lambda w, r: {}, ok={"manager_A"},
-                                 ok_status=302, effect=_rule_gone(site=False))],
-    "project_outbox": [Case(kwargs=lambda w, r: _after(_failed_forward(w), project(w, r)),
-                            ok={"manager_A"}, contains=("PROTONS", "Resubmit"))],
-    "project_send": [
-        Case(kwargs=project, ok={"manager_A"}),
-        Case(kwargs=project, method="POST", data=_send_data, ok={"manager_A"}, ok_status=302, effect=_forwards),
-    ],
-    "forward_resubmit": [Case(kwargs=lambda w, r: {"pk": _failed_forward(w).pk}, method="POST",
-                              data=lambda w, r: {}, ok={"manager_A"}, ok_status=302, effect=_queued("forward"))],
-    "subject_firings": [Case(kwargs=subject, ok=ON_A, contains=("A-0001",))],
-    "outbox": [Case(kwargs=lambda w, r: _after(_failed_forward(w), {}), ok=SITE_ONLY, sees=set(),
-                    contains=("PROTONS",))],
-    "site_rules": [Case(kwargs=lambda w, r: _after(_site_rule(w), {}), ok=SITE_ONLY, sees=set(),
-                        contains=("SITESENT",))],
-    "site_rule_new": [
-        Case(ok=SITE_ONLY, sees=set()),
-        Case(method="POST", data=_rule_form, ok=SITE_ONLY, ok_status=302, sees=set(),
-             effect=_rules_named("new trigger")),
-    ],
-    "site_rule": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, ok=SITE_ONLY, sees=set(),
-                       contains=("SITESENT",))],
-    "site_rule_edit": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, ok=SITE_ONLY, sees=set())],
-    "site_rule_dry_run": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, ok=SITE_ONLY, sees=set(),
-                               contains=("not shown", "2018_Comp_SRS-Brain"),
-                               note="the admin sees inbox patients; A's patient only as a count")],
-    "site_rule_apply": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, method="POST", data=lambda w, r: {},
-                             ok=SITE_ONLY, ok_status=302, sees=set(), effect=_queued("rules"))],
-    "site_rule_delete": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, method="POST", data=lambda w, r: {},
-                              ok=SITE_ONLY, ok_status=302, sees=set(), effect=_rule_gone(site=True))],
-    "cleanup_report": [Case(ok={"site_admin", "manager_A", "member_B"}, sees=set(),
-                            note="site admins and data managers (manager_A of ODE, member_B of AAR)")],
-})
+URL_MATRIX.update(
+    {
+        "project_rules": [
+            Case(
+                kwargs=lambda w, r: _after(_a_rule(w), project(w, r)),
+                ok={"manager_A"},
+                contains=("RULESENT",),
+            )
+        ],
+        "project_rule_new": [
+            Case(kwargs=project, ok={"manager_A"}),
+            Case(
+                kwargs=project,
+                method="POST",
+                data=_rule_form,
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_rules_named("new trigger"),
+            ),
+        ],
+        "project_rule": [Case(kwargs=_rule_kwargs, ok={"manager_A"}, contains=("RULESENT",))],
+        "project_rule_edit": [
+            Case(kwargs=_rule_kwargs, ok={"manager_A"}, contains=("RULESENT",)),
+            Case(
+                kwargs=_rule_kwargs,
+                method="POST",
+                data=_rule_form,
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_rules_named("new trigger"),
+            ),
+        ],
+        "project_rule_dry_run": [
+            Case(
+                kwargs=_rule_kwargs,
+                ok={"manager_A"},
+                contains=(PATIENT_ID,),
+                note="manager_A holds identifiers: the Patient ID; counts only to others",
+            )
+        ],
+        "project_rule_apply": [
+            Case(
+                kwargs=_rule_kwargs,
+                method="POST",
+                data=lambda w, r: {},
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_queued("rules"),
+            )
+        ],
+        "project_rule_delete": [
+            Case(
+                kwargs=_rule_kwargs,
+                method="POST",
+                data=lambda w, r: {},
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_rule_gone(site=False),
+            )
+        ],
+        "project_outbox": [
+            Case(
+                kwargs=lambda w, r: _after(_failed_forward(w), project(w, r)),
+                ok={"manager_A"},
+                contains=("PROTONS", "Resubmit"),
+            )
+        ],
+        "project_send": [
+            Case(kwargs=project, ok={"manager_A"}),
+            Case(
+                kwargs=project,
+                method="POST",
+                data=_send_data,
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_forwards,
+            ),
+        ],
+        "forward_resubmit": [
+            Case(
+                kwargs=lambda w, r: {"pk": _failed_forward(w).pk},
+                method="POST",
+                data=lambda w, r: {},
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_queued("forward"),
+            )
+        ],
+        "subject_firings": [Case(kwargs=subject, ok=ON_A, contains=("A-0001",))],
+        "outbox": [
+            Case(
+                kwargs=lambda w, r: _after(_failed_forward(w), {}),
+                ok=SITE_ONLY,
+                sees=set(),
+                contains=("PROTONS",),
+            )
+        ],
+        "site_rules": [
+            Case(
+                kwargs=lambda w, r: _after(_site_rule(w), {}),
+                ok=SITE_ONLY,
+                sees=set(),
+                contains=("SITESENT",),
+            )
+        ],
+        "site_rule_new": [
+            Case(ok=SITE_ONLY, sees=set()),
+            Case(
+                method="POST",
+                data=_rule_form,
+                ok=SITE_ONLY,
+                ok_status=302,
+                sees=set(),
+                effect=_rules_named("new trigger"),
+            ),
+        ],
+        "site_rule": [
+            Case(
+                kwargs=lambda w, r: {"pk": _site_rule(w).pk}, ok=SITE_ONLY, sees=set(), contains=("SITESENT",)
+            )
+        ],
+        "site_rule_edit": [Case(kwargs=lambda w, r: {"pk": _site_rule(w).pk}, ok=SITE_ONLY, sees=set())],
+        "site_rule_dry_run": [
+            Case(
+                kwargs=lambda w, r: {"pk": _site_rule(w).pk},
+                ok=SITE_ONLY,
+                sees=set(),
+                contains=("not shown", "2018_Comp_SRS-Brain"),
+                note="the admin sees inbox patients; A's patient only as a count",
+            )
+        ],
+        "site_rule_apply": [
+            Case(
+                kwargs=lambda w, r: {"pk": _site_rule(w).pk},
+                method="POST",
+                data=lambda w, r: {},
+                ok=SITE_ONLY,
+                ok_status=302,
+                sees=set(),
+                effect=_queued("rules"),
+            )
+        ],
+        "site_rule_delete": [
+            Case(
+                kwargs=lambda w, r: {"pk": _site_rule(w).pk},
+                method="POST",
+                data=lambda w, r: {},
+                ok=SITE_ONLY,
+                ok_status=302,
+                sees=set(),
+                effect=_rule_gone(site=True),
+            )
+        ],
+        "cleanup_report": [
+            Case(
+                ok={"site_admin", "manager_A", "member_B"},
+                sees=set(),
+                note="site admins and data managers (manager_A of ODE, member_B of AAR)",
+            )
+        ],
+    }
+)
 
 
 def admin_cases(name: str) -> list[Case]:
@@ -326,14 +534,24 @@ def admin_cases(name: str) -> list[Case]:
         "jsi18n": Case(ok=admin_only),
         "password_change": Case(ok=admin_only),
         "password_change_done": Case(ok=admin_only),
-        "login": Case(ok=frozenset(ROLES) - {"site_admin"}, sees=set(), note="the form (or 'not authorised')"),
+        "login": Case(
+            ok=frozenset(ROLES) - {"site_admin"}, sees=set(), note="the form (or 'not authorised')"
+        ),
         "logout": Case(method="POST", data=lambda w, r: {}, ok=frozenset(ROLES), ok_status=302),
         "app_list": Case(kwargs=lambda w, r: {"app_label": "institutions"}, ok=admin_only),
-        "autocomplete": Case(ok=set(), no_positive="needs a ModelAdmin with autocomplete fields; rtbank has none"),
-        "view_on_site": Case(kwargs=_view_on_site, ok=set(), no_positive="no admin model has get_absolute_url"),
+        "autocomplete": Case(
+            ok=set(), no_positive="needs a ModelAdmin with autocomplete fields; rtbank has none"
+        ),
+        "view_on_site": Case(
+            kwargs=_view_on_site, ok=set(), no_positive="no admin model has get_absolute_url"
+        ),
         "auth_user_password_change": Case(kwargs=lambda w, r: {"id": w.users["nogrant"].pk}, ok=admin_only),
-        "otp_totp_totpdevice_config": Case(kwargs=lambda w, r: {"pk": _first("otp_totp", "totpdevice")}, ok=admin_only),
-        "otp_totp_totpdevice_qrcode": Case(kwargs=lambda w, r: {"pk": _first("otp_totp", "totpdevice")}, ok=admin_only),
+        "otp_totp_totpdevice_config": Case(
+            kwargs=lambda w, r: {"pk": _first("otp_totp", "totpdevice")}, ok=admin_only
+        ),
+        "otp_totp_totpdevice_qrcode": Case(
+            kwargs=lambda w, r: {"pk": _first("otp_totp", "totpdevice")}, ok=admin_only
+        ),
     }
     if short in fixed:
         return [fixed[short]]
@@ -362,8 +580,10 @@ def _view_on_site(w: World, role: str) -> dict[str, Any]:
 
     from rtbank.institutions.models import Institution
 
-    return {"content_type_id": ContentType.objects.get_for_model(Institution).pk,
-            "object_id": Institution.objects.first().pk}
+    return {
+        "content_type_id": ContentType.objects.get_for_model(Institution).pk,
+        "object_id": Institution.objects.first().pk,
+    }
 
 
 def _model_case(app_model: str, action: str) -> Case:
@@ -390,8 +610,13 @@ def _model_case(app_model: str, action: str) -> Case:
         }[action]
         return 200 if allowed else 403
 
-    return Case(kwargs=kwargs, ok={"site_admin"}, status_for=status, sees=set(),
-                note="403 for the site admin where the ModelAdmin forbids the action (read-only logs)")
+    return Case(
+        kwargs=kwargs,
+        ok={"site_admin"},
+        status_for=status,
+        sees=set(),
+        note="403 for the site admin where the ModelAdmin forbids the action (read-only logs)",
+    )
 
 
 def matrix() -> dict[str, list[Case]]:
@@ -434,7 +659,9 @@ def _analysis_effect(check: str) -> Callable[[World], bool]:
 
         a = w.projects["A"]
         return {
-            "metrics": lambda: ProjectAnalysis.objects.filter(project=a, metrics=["D95%", "V20Gy[%]"]).exists(),
+            "metrics": lambda: ProjectAnalysis.objects.filter(
+                project=a, metrics=["D95%", "V20Gy[%]"]
+            ).exists(),
             "rule": lambda: RoiMappingRule.objects.filter(project=a, pattern="GTV*").exists(),
             "roi": lambda: RequiredRoi.objects.filter(project=a, standard_name="Brainstem").exists(),
             "tg263": lambda: Tg263Name.objects.filter(name="Heart").exists(),
@@ -444,40 +671,72 @@ def _analysis_effect(check: str) -> Callable[[World], bool]:
 
 
 def _tg263_file(w: World, role: str) -> dict[str, Any]:
-    return {"file": SimpleUploadedFile("tg263.csv", b"TG263-Primary Name,Description\nHeart,Heart\n", "text/csv")}
+    return {
+        "file": SimpleUploadedFile("tg263.csv", b"TG263-Primary Name,Description\nHeart,Heart\n", "text/csv")
+    }
 
 
-URL_MATRIX.update({
-    "analysis_overview": [
-        Case(kwargs=analysed, ok=ON_A, contains=("DVHs", "1 / 1")),
-        Case(kwargs=analysed, method="POST", data=lambda w, r: {"metrics": "D95%, V20Gy[%]"}, ok={"manager_A"},
-             ok_status=302, effect=_analysis_effect("metrics"), note="changing the metric list needs `rules`"),
-    ],
-    "analysis_matrix": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "HostileRoi"))],
-    "analysis_mapping": [
-        Case(kwargs=analysed, ok=ON_A, contains=("HostileRoi",)),
-        Case(kwargs=analysed, method="POST", data=lambda w, r: {"action": "add", "pattern": "GTV*",
-                                                                 "standard_name": "GTV"},
-             ok={"manager_A"}, ok_status=302, effect=_analysis_effect("rule")),
-    ],
-    "analysis_mapping_csv": [Case(kwargs=analysed, ok=ON_A, contains=("HostileRoi",), note="rules only")],
-    "analysis_completeness": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL,))],
-    "analysis_plans": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "curative"))],
-    "analysis_qa": [
-        Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "HostileRoi Dmax")),
-        Case(kwargs=analysed, method="POST", data=lambda w, r: {"action": "add_roi", "standard_name": "Brainstem"},
-             ok={"manager_A"}, ok_status=302, effect=_analysis_effect("roi")),
-    ],
-    "analysis_metrics_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))],
-    "analysis_curves_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))],
-    "analysis_plans_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL,))],
-    "analysis_qa_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))],
-    "analysis_tg263": [
-        Case(ok={"site_admin"}, sees=set(), note="the TG-263 list holds no patient data"),
-        Case(method="POST", data=_tg263_file, ok={"site_admin"}, ok_status=302, sees=set(),
-             effect=_analysis_effect("tg263")),
-    ],
-})
+URL_MATRIX.update(
+    {
+        "analysis_overview": [
+            Case(kwargs=analysed, ok=ON_A, contains=("DVHs", "1 / 1")),
+            Case(
+                kwargs=analysed,
+                method="POST",
+                data=lambda w, r: {"metrics": "D95%, V20Gy[%]"},
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_analysis_effect("metrics"),
+                note="changing the metric list needs `rules`",
+            ),
+        ],
+        "analysis_matrix": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "HostileRoi"))],
+        "analysis_mapping": [
+            Case(kwargs=analysed, ok=ON_A, contains=("HostileRoi",)),
+            Case(
+                kwargs=analysed,
+                method="POST",
+                data=lambda w, r: {"action": "add", "pattern": "GTV*", "standard_name": "GTV"},
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_analysis_effect("rule"),
+            ),
+        ],
+        "analysis_mapping_csv": [Case(kwargs=analysed, ok=ON_A, contains=("HostileRoi",), note="rules only")],
+        "analysis_completeness": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL,))],
+        "analysis_plans": [Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "curative"))],
+        "analysis_qa": [
+            Case(kwargs=analysed, ok=ON_A, contains=(PLAN_LABEL, "HostileRoi Dmax")),
+            Case(
+                kwargs=analysed,
+                method="POST",
+                data=lambda w, r: {"action": "add_roi", "standard_name": "Brainstem"},
+                ok={"manager_A"},
+                ok_status=302,
+                effect=_analysis_effect("roi"),
+            ),
+        ],
+        "analysis_metrics_csv": [
+            Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))
+        ],
+        "analysis_curves_csv": [
+            Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))
+        ],
+        "analysis_plans_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL,))],
+        "analysis_qa_csv": [Case(kwargs=analysed, ok=ANALYSIS_EXPORT, contains=(PLAN_LABEL, "HostileRoi"))],
+        "analysis_tg263": [
+            Case(ok={"site_admin"}, sees=set(), note="the TG-263 list holds no patient data"),
+            Case(
+                method="POST",
+                data=_tg263_file,
+                ok={"site_admin"},
+                ok_status=302,
+                sees=set(),
+                effect=_analysis_effect("tg263"),
+            ),
+        ],
+    }
+)
 
 
 # --- viewer: the plan viewer's page and endpoints (owner: viewer) -------------------------------------------
@@ -514,8 +773,13 @@ def _viewer_data(w: World) -> dict[str, Any]:
         renew = w.projects["A"].renew_by
         project = add_project("VW", name="Viewer positive control", renew_by=renew, actor="test")
         # The rules area's trigger rules of this world may have filed the new patient already: reuse.
-        assign_plan(project, Instance.objects.get(sop_instance_uid=spine.uid), actor="admin",
-                    actor_is_site_admin=True, agreement="viewer positive control")
+        assign_plan(
+            project,
+            Instance.objects.get(sop_instance_uid=spine.uid),
+            actor="admin",
+            actor_is_site_admin=True,
+            agreement="viewer positive control",
+        )
         grant(w.users["analyst_A"], project, ["view", "images"], renew, actor="test")
         w.extra["viewer"] = {"plan": spine.uid, "ct": spine.ct_series_uid}
     return w.extra["viewer"]
@@ -531,23 +795,43 @@ def _viewer_positive(path: str) -> Callable[[World], Any]:
     return positive
 
 
-URL_MATRIX.update({
-    "viewer": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=(PLAN_LABEL,))],
-    "viewer_slash": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=(PLAN_LABEL,))],
-    "viewer_manifest": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=(PLAN_LABEL, "HYPERLINK"),
-                             note="no CT in this world: ROIs and dose facts, images reported missing")],
-    "viewer_dvh": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=('"status"',))],
-    "viewer_image": [Case(kwargs=_viewer_image, ok=set(), positive=_viewer_positive("image/{ct}/axial/0"),
-                          note="A has no images: refused or not found for everyone; positive control on VW")],
-    "viewer_geometry": [
-        Case(kwargs=_viewer_plane("axial"), ok=set(), positive=_viewer_positive("geometry/axial/3")),
-    ],
-    "viewer_dose": [
-        Case(kwargs=_viewer_plane("coronal"), ok=set(), positive=_viewer_positive("dose/axial/3")),
-    ],
-    "viewer_dose_at": [Case(kwargs=_viewer_root, query="x=0&y=0&z=0", ok=set(),
-                            positive=_viewer_positive("dose-at?x=0&y=0&z=0"))],
-})
+URL_MATRIX.update(
+    {
+        "viewer": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=(PLAN_LABEL,))],
+        "viewer_slash": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=(PLAN_LABEL,))],
+        "viewer_manifest": [
+            Case(
+                kwargs=_viewer_root,
+                ok=VIEWER_A,
+                contains=(PLAN_LABEL, "HYPERLINK"),
+                note="no CT in this world: ROIs and dose facts, images reported missing",
+            )
+        ],
+        "viewer_dvh": [Case(kwargs=_viewer_root, ok=VIEWER_A, contains=('"status"',))],
+        "viewer_image": [
+            Case(
+                kwargs=_viewer_image,
+                ok=set(),
+                positive=_viewer_positive("image/{ct}/axial/0"),
+                note="A has no images: refused or not found for everyone; positive control on VW",
+            )
+        ],
+        "viewer_geometry": [
+            Case(kwargs=_viewer_plane("axial"), ok=set(), positive=_viewer_positive("geometry/axial/3")),
+        ],
+        "viewer_dose": [
+            Case(kwargs=_viewer_plane("coronal"), ok=set(), positive=_viewer_positive("dose/axial/3")),
+        ],
+        "viewer_dose_at": [
+            Case(
+                kwargs=_viewer_root,
+                query="x=0&y=0&z=0",
+                ok=set(),
+                positive=_viewer_positive("dose-at?x=0&y=0&z=0"),
+            )
+        ],
+    }
+)
 
 
 # --- audits area: entries kept next to the area's tests (owner: audits) ---------------------------------------
@@ -563,10 +847,18 @@ def _harvest_run(w: World, role: str) -> dict[str, Any]:
         from rtbank.harvest.models import HarvestRun
         from rtbank.institutions.services import add_node
 
-        source = add_node("RVSRC", ae_title="RVSRC", host="127.0.0.1", port=11112, institution_code=None,
-                          roles=["harvest"], actor="test")
+        source = add_node(
+            "RVSRC",
+            ae_title="RVSRC",
+            host="127.0.0.1",
+            port=11112,
+            institution_code=None,
+            roles=["harvest"],
+            actor="test",
+        )
         w.extra["harvest_run"] = HarvestRun.objects.create(
-            source=source, patients=[PATIENT_ID], created_by="site_admin").pk
+            source=source, patients=[PATIENT_ID], created_by="site_admin"
+        ).pk
     return {"pk": w.extra["harvest_run"]}
 
 
@@ -585,12 +877,23 @@ def _harvest_started(w: World) -> bool:
     return HarvestRun.objects.filter(date_from="2020-01-01").exists()
 
 
-URL_MATRIX.update({
-    "harvest_runs": [
-        Case(ok={"site_admin"}, sees={"site_admin"}, note="harvest runs are for site admins"),
-        Case(kwargs=_harvest_runs, method="POST", data=_harvest_start, ok={"site_admin"}, ok_status=302, sees={"site_admin"},
-             effect=_harvest_started),
-    ],
-    "harvest_run": [Case(kwargs=_harvest_run, ok={"site_admin"}, sees={"site_admin"}, contains=("RVSRC",))],
-    "harvest_run_csv": [Case(kwargs=_harvest_run, ok={"site_admin"}, sees={"site_admin"})],
-})
+URL_MATRIX.update(
+    {
+        "harvest_runs": [
+            Case(ok={"site_admin"}, sees={"site_admin"}, note="harvest runs are for site admins"),
+            Case(
+                kwargs=_harvest_runs,
+                method="POST",
+                data=_harvest_start,
+                ok={"site_admin"},
+                ok_status=302,
+                sees={"site_admin"},
+                effect=_harvest_started,
+            ),
+        ],
+        "harvest_run": [
+            Case(kwargs=_harvest_run, ok={"site_admin"}, sees={"site_admin"}, contains=("RVSRC",))
+        ],
+        "harvest_run_csv": [Case(kwargs=_harvest_run, ok={"site_admin"}, sees={"site_admin"})],
+    }
+)

@@ -59,12 +59,22 @@ def run_filing(*extra_kinds: str, other_stages: bool = False) -> None:
     finally:
         pipeline.AFTER_ANALYSIS[:] = saved
 
+
 PATIENT_ID = "PIDSENT7741"
 HOSTILE_NAME = "<script>alert(7741)</script>^Zed"
 HOSTILE_ROI = '=HYPERLINK("http://evil.example/7741","click")'
 PLAN_LABEL = "PLANSENT7741"
-ROLES = ("anonymous", "nogrant", "viewer_A", "analyst_A", "manager_A", "member_B", "site_admin", "expired_A",
-         "suspended")
+ROLES = (
+    "anonymous",
+    "nogrant",
+    "viewer_A",
+    "analyst_A",
+    "manager_A",
+    "member_B",
+    "site_admin",
+    "expired_A",
+    "suspended",
+)
 # What identifies project A's patient anywhere: none of it may reach a person without a live grant on A.
 SENTINELS = (PATIENT_ID, "alert(7741)", "evil.example/7741", PLAN_LABEL, "A-0001")
 
@@ -119,7 +129,10 @@ def build_world(tmp: Path, *, with_jobs: bool = True, other_stages: bool = True)
     Institution.objects.create(code="ODE", name="Odense")
     Institution.objects.create(code="AAR", name="Aarhus")
     import_paths(hostile_copy(tmp / "hostile"), {"institution": "ODE"})
-    import_paths([DATA / "rt-utils/ct_1.dcm", DATA / "rt-utils/ct_2.dcm", DATA / "rt-utils/rt.dcm"], {"institution": "ODE"})
+    import_paths(
+        [DATA / "rt-utils/ct_1.dcm", DATA / "rt-utils/ct_2.dcm", DATA / "rt-utils/rt.dcm"],
+        {"institution": "ODE"},
+    )
     import_paths([DATA / "pyplanscoring/pinnacle_dicom_plan1"], {"institution": "AAR"})
     import_paths([DATA / "pyplanscoring/gammaplan_srs"], {"institution": "AAR"})
     run_filing(other_stages=other_stages)
@@ -131,8 +144,11 @@ def build_world(tmp: Path, *, with_jobs: bool = True, other_stages: bool = True)
     assign_patient(a, patient, actor="test")
     assign_patient(b, b_patient, actor="test")
     assign_patient(s, patient, actor="admin", actor_is_site_admin=True, agreement="DUA-S")
-    users = {name: User.objects.create_user(name, f"{name}@example.org", PASSWORD) for name in ROLES[1:]
-             if name != "site_admin"}
+    users = {
+        name: User.objects.create_user(name, f"{name}@example.org", PASSWORD)
+        for name in ROLES[1:]
+        if name != "site_admin"
+    }
     users["site_admin"] = User.objects.create_superuser("site_admin", "admin@example.org", PASSWORD)
     ode, aar = Institution.objects.get(code="ODE"), Institution.objects.get(code="AAR")
     UserProfile.objects.create(user=users["manager_A"], institution=ode, roles=["data_manager", "uploader"])
@@ -144,10 +160,13 @@ def build_world(tmp: Path, *, with_jobs: bool = True, other_stages: bool = True)
     grant(users["expired_A"], a, [*ROLE_BUNDLES["manager"], "identifiers"], NEXT_YEAR, actor="test")
     grant(users["suspended"], s, [*ROLE_BUNDLES["manager"], "identifiers"], NEXT_YEAR, actor="test")
     world = World(
-        projects={"A": a, "B": b, "S": s}, users=users, patient=patient,
+        projects={"A": a, "B": b, "S": s},
+        users=users,
+        patient=patient,
         plan=Instance.objects.get(kind="plan", series__study__patient=patient),
         inbox_ode=Patient.objects.get(patient_id="PHANTOM_EXAMPLE"),
-        inbox_aar=Patient.objects.get(patient_id="2018_Comp_SRS-Brain"), b_patient=b_patient,
+        inbox_aar=Patient.objects.get(patient_id="2018_Comp_SRS-Brain"),
+        b_patient=b_patient,
     )
     if with_jobs:
         for role in ("manager_A", "expired_A", "suspended"):
@@ -158,8 +177,9 @@ def build_world(tmp: Path, *, with_jobs: bool = True, other_stages: bool = True)
     users["expired_A"].grants.update(expires_on=YESTERDAY)
     Project.objects.filter(pk=s.pk).update(renew_by=YESTERDAY)
     world.projects["S"].refresh_from_db()
-    world.upload = Upload.objects.create(user=users["manager_A"], institution=ode, files=1, stored=1,
-                                         results=[["x.dcm", "stored"]])
+    world.upload = Upload.objects.create(
+        user=users["manager_A"], institution=ode, files=1, stored=1, results=[["x.dcm", "stored"]]
+    )
     for user in users.values():
         notify([user], "test", "hello", "a test notification", url="/projects/")
     now = timezone.now()
@@ -180,7 +200,15 @@ def _admin_objects(world: World) -> None:
     from tests.web.clients import verified_device
 
     Group.objects.create(name="auditors")
-    add_node("TPS1", ae_title="TPS1", host="10.0.0.5", port=104, institution_code="ODE", roles=["send"], actor="test")
+    add_node(
+        "TPS1",
+        ae_title="TPS1",
+        host="10.0.0.5",
+        port=104,
+        institution_code="ODE",
+        roles=["send"],
+        actor="test",
+    )
     verified_device(world.users["site_admin"])
     Client().post("/login/", {"username": "viewer_A", "password": "wrong-password-0"})
     Client().post("/login/", {"username": "nogrant", "password": PASSWORD})

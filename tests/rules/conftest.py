@@ -24,14 +24,22 @@ TRIGGER_PLAN = {"type": "all", "conditions": [{"type": "roi", "pattern": "trial_
 def world(db: Any) -> dict[str, Any]:
     ode = Institution.objects.create(code="ODE", name="Odense")
     aar = Institution.objects.create(code="AAR", name="Aarhus")
-    trial = add_project("TRIAL", name="Proton trial", renew_by=NEXT_YEAR, institutions=["ODE"], actor="test",
-                        ae_title="TRIAL_AE")
+    trial = add_project(
+        "TRIAL",
+        name="Proton trial",
+        renew_by=NEXT_YEAR,
+        institutions=["ODE"],
+        actor="test",
+        ae_title="TRIAL_AE",
+    )
     other = add_project("OTHER", name="Other", renew_by=NEXT_YEAR, actor="test")
     dest = Node.objects.create(name="PROTONS", ae_title="PROTONS", host="127.0.0.1", port=1, roles=["dest"])
     trial.destinations.add(dest)
     # No passwords: hashing them costs seconds; pages are tested with force_login.
-    people = {name: User.objects.create_user(name, f"{name}@example.org", None)
-              for name in ("manager", "viewer", "ruler", "outsider", "dm", "admin")}
+    people = {
+        name: User.objects.create_user(name, f"{name}@example.org", None)
+        for name in ("manager", "viewer", "ruler", "outsider", "dm", "admin")
+    }
     grant(people["manager"], trial, ["view", "rules", "forward", "members"], NEXT_YEAR, actor="test")
     grant(people["viewer"], trial, ["view"], NEXT_YEAR, actor="test")
     grant(people["ruler"], trial, ["rules"], NEXT_YEAR, actor="test")
@@ -56,10 +64,19 @@ def store(paths: list[Path], **info: Any) -> None:
     drain()
 
 
-def make_rule(project: Any, conditions: dict | None = None, actions: list | None = None, **fields: Any) -> Rule:
-    return Rule.objects.create(project=project, name=fields.pop("name", "trigger"), enabled=fields.pop("enabled", True),
-                               scope=fields.pop("scope", "plan"), conditions=conditions or TRIGGER_PLAN,
-                               actions=actions or [{"type": "assign"}], created_by="test", **fields)
+def make_rule(
+    project: Any, conditions: dict | None = None, actions: list | None = None, **fields: Any
+) -> Rule:
+    return Rule.objects.create(
+        project=project,
+        name=fields.pop("name", "trigger"),
+        enabled=fields.pop("enabled", True),
+        scope=fields.pop("scope", "plan"),
+        conditions=conditions or TRIGGER_PLAN,
+        actions=actions or [{"type": "assign"}],
+        created_by="test",
+        **fields,
+    )
 
 
 def plan_of(patient_id: str = "brain") -> Instance:

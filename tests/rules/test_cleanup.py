@@ -44,13 +44,18 @@ def archive(world: dict) -> dict:
     import_paths([DATA / "pyplanscoring/gammaplan_srs"], {"institution": "AAR"})
     drain()
     assign_plan(world["TRIAL"], plan_of(), actor="test")
-    Instance.objects.exclude(series__study__patient__patient_id="2018_Comp_SRS-Brain").update(received_at=LONG_AGO)
+    Instance.objects.exclude(series__study__patient__patient_id="2018_Comp_SRS-Brain").update(
+        received_at=LONG_AGO
+    )
     return {**world, "phantom": Patient.objects.get(patient_id="PHANTOM_EXAMPLE")}
 
 
 def uids(patient_id: str) -> set[str]:
-    return set(Instance.objects.filter(series__study__patient__patient_id=patient_id)
-               .values_list("sop_instance_uid", flat=True))
+    return set(
+        Instance.objects.filter(series__study__patient__patient_id=patient_id).values_list(
+            "sop_instance_uid", flat=True
+        )
+    )
 
 
 def new_record(folder: Path) -> Path:
@@ -64,26 +69,37 @@ def advance_notices(days: int = 8) -> None:
     """As if the notice period had passed."""
     shift = dt.timedelta(days=days)
     for n in CleanupNotice.objects.filter(state=NoticeState.PENDING):
-        CleanupNotice.objects.filter(pk=n.pk).update(noticed_at=n.noticed_at - shift,
-                                                     delete_after=n.delete_after - shift)
+        CleanupNotice.objects.filter(pk=n.pk).update(
+            noticed_at=n.noticed_at - shift, delete_after=n.delete_after - shift
+        )
 
 
 def dangling_record() -> Instance:
     """brain's treatment record of a plan that exists nowhere: in no plan bundle, so not in the project."""
-    return Instance.objects.get(kind="record", series__study__patient__patient_id="brain", in_bundles__isnull=True)
+    return Instance.objects.get(
+        kind="record", series__study__patient__patient_id="brain", in_bundles__isnull=True
+    )
 
 
 def test_only_unretained_idle_data_is_announced_and_its_data_managers_are_told(archive: dict) -> None:
     plan = cleanup.plan_cleanup()
     brain = Patient.objects.get(patient_id="brain")
     assert sorted((p.patient, p.objects) for p in plan.announce) == sorted(
-        [(archive["phantom"].pk, Instance.objects.filter(series__study__patient=archive["phantom"]).count()),
-         (brain.pk, 1)])  # brain: only the dangling record
+        [
+            (
+                archive["phantom"].pk,
+                Instance.objects.filter(series__study__patient=archive["phantom"]).count(),
+            ),
+            (brain.pk, 1),
+        ]
+    )  # brain: only the dangling record
     assert plan.delete == []
     cleanup.run_cleanup(dry_run=False, actor="test")
     assert CleanupNotice.objects.filter(state=NoticeState.PENDING).count() == 2
     told = Notification.objects.get(event="cleanup_upcoming")
-    assert told.user == archive["dm"] and "2 patient(s) from ODE" in told.subject  # one message per institution
+    assert (
+        told.user == archive["dm"] and "2 patient(s) from ODE" in told.subject
+    )  # one message per institution
     assert "PHANTOM_EXAMPLE" not in told.subject + told.body and "brain" not in told.subject + told.body
     assert Instance.objects.filter(series__study__patient=archive["phantom"]).exists()  # nothing deleted yet
 
@@ -130,8 +146,9 @@ def test_new_objects_or_an_assignment_cancel_a_notice(archive: dict, tmp_path: P
 def test_data_an_area_declares_retained_is_kept(archive: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     ct = Instance.objects.filter(series__study__patient=archive["phantom"], kind="image").first()
     audits = apps.get_app_config("audits")
-    monkeypatch.setattr(audits, "retained_instances", lambda: Instance.objects.filter(pk=ct.pk).values("pk"),
-                        raising=False)
+    monkeypatch.setattr(
+        audits, "retained_instances", lambda: Instance.objects.filter(pk=ct.pk).values("pk"), raising=False
+    )
     assert is_retained([ct.pk]) == {ct.pk}
     cleanup.run_cleanup(dry_run=False, actor="test")
     advance_notices()
@@ -141,8 +158,11 @@ def test_data_an_area_declares_retained_is_kept(archive: dict, monkeypatch: pyte
 
 
 def test_data_of_kept_harvest_runs_is_retained(archive: dict) -> None:
-    lung = list(Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung")
-                .values_list("pk", flat=True))
+    lung = list(
+        Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung").values_list(
+            "pk", flat=True
+        )
+    )
     assert lung and is_retained(lung) == set(lung)  # run 7 of the archive is kept
     HarvestRun.objects.filter(pk=7).update(keep=False)
     assert is_retained(lung) == set()  # a run that is not kept retains nothing
@@ -159,7 +179,9 @@ def test_expired_grants_and_unrenewed_projects_are_recorded_once(world: dict) ->
     assert ExpiryNotice.objects.filter(kind="grant_suspended", user=world["viewer"]).exists()
     told = set(Notification.objects.filter(event="access_suspended").values_list("user__username", flat=True))
     assert told == {"viewer", "outsider", "admin"}  # the grant holder; OTHER's holders and the site admins
-    grant(world["viewer"], world["TRIAL"], ["view"], NEXT_YEAR, actor="test")  # renewed: nothing more to record
+    grant(
+        world["viewer"], world["TRIAL"], ["view"], NEXT_YEAR, actor="test"
+    )  # renewed: nothing more to record
     assert record_suspensions()["grants_suspended"] == 0
 
 
@@ -179,7 +201,9 @@ def test_the_expiry_job_reminds_before_and_records_after(world: dict) -> None:
 
     soon = timezone.localdate() + dt.timedelta(days=5)
     grant(world["viewer"], world["TRIAL"], ["view"], soon, actor="test")
-    grant(world["ruler"], world["TRIAL"], ["rules"], timezone.localdate() - dt.timedelta(days=2), actor="test")
+    grant(
+        world["ruler"], world["TRIAL"], ["rules"], timezone.localdate() - dt.timedelta(days=2), actor="test"
+    )
     report = run_scheduled("2026-03-10")
     assert report["reminders"] >= 1 and report["grants_suspended"] == 1
     assert Notification.objects.filter(event="grant_expiring", user=world["viewer"]).exists()

@@ -14,25 +14,39 @@ from tests.rules.helpers import RP
 
 
 def facts(**kw: object) -> Facts:
-    base = {"instance_id": 1, "patient_id": 1, "kind": "structure_set", "modality": "RTSTRUCT",
-            "sop_class_uid": "1.2.840.10008.5.1.4.1.1.481.3", "calling_ae": "TPS", "called_ae": "RTBANK",
-            "institution": "ODE", "study_date": dt.date(2024, 3, 1), "rois": []}
+    base = {
+        "instance_id": 1,
+        "patient_id": 1,
+        "kind": "structure_set",
+        "modality": "RTSTRUCT",
+        "sop_class_uid": "1.2.840.10008.5.1.4.1.1.481.3",
+        "calling_ae": "TPS",
+        "called_ae": "RTBANK",
+        "institution": "ODE",
+        "study_date": dt.date(2024, 3, 1),
+        "rois": [],
+    }
     return Facts(**{**base, **kw})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("pattern", "name", "expected"), [
-    ("TRIAL_*", "trial_proton", True),
-    ("TRIAL_*", "TRIAL_", True),
-    ("TRIAL_*", "XTRIAL_A", False),
-    ("PTV?", "ptv1", True),
-    ("PTV?", "PTV12", False),
-    ("PTV[1]", "PTV[1]", True),  # brackets are literal, not a character class as in fnmatch
-    ("PTV[1]", "PTV1", False),
-    ("a.b", "aXb", False),  # dots are literal
-    ("GTV (boost)*", "gtv (BOOST) 2", True),
-    ("Ö*", "öso", True),
-])
-def test_name_patterns_are_literal_except_star_and_question_mark(pattern: str, name: str, expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("pattern", "name", "expected"),
+    [
+        ("TRIAL_*", "trial_proton", True),
+        ("TRIAL_*", "TRIAL_", True),
+        ("TRIAL_*", "XTRIAL_A", False),
+        ("PTV?", "ptv1", True),
+        ("PTV?", "PTV12", False),
+        ("PTV[1]", "PTV[1]", True),  # brackets are literal, not a character class as in fnmatch
+        ("PTV[1]", "PTV1", False),
+        ("a.b", "aXb", False),  # dots are literal
+        ("GTV (boost)*", "gtv (BOOST) 2", True),
+        ("Ö*", "öso", True),
+    ],
+)
+def test_name_patterns_are_literal_except_star_and_question_mark(
+    pattern: str, name: str, expected: bool
+) -> None:
     assert matches(pattern, name) is expected
 
 
@@ -58,12 +72,22 @@ def test_bad_paths_say_what_is_wrong(path: str) -> None:
 
 
 def test_all_and_any_groups_combine_leaves() -> None:
-    rule = parse({"type": "all", "conditions": [
-        {"type": "roi", "pattern": "trial_*", "contours": "empty"},
-        {"type": "any", "conditions": [{"type": "calling_ae", "values": ["ECLIPSE"]},
-                                        {"type": "institution", "values": ["ODE"]}]},
-        {"type": "study_date", "from": "2024-01-01", "to": "2024-12-31"},
-    ]})
+    rule = parse(
+        {
+            "type": "all",
+            "conditions": [
+                {"type": "roi", "pattern": "trial_*", "contours": "empty"},
+                {
+                    "type": "any",
+                    "conditions": [
+                        {"type": "calling_ae", "values": ["ECLIPSE"]},
+                        {"type": "institution", "values": ["ODE"]},
+                    ],
+                },
+                {"type": "study_date", "from": "2024-01-01", "to": "2024-12-31"},
+            ],
+        }
+    )
     assert rule.matches(facts(rois=[("BODY", 40), ("TRIAL_X", 0)]))
     assert not rule.matches(facts(rois=[("BODY", 40), ("TRIAL_X", 3)]))  # contoured, not empty
     assert not rule.matches(facts(rois=[("TRIAL_X", 0)], institution="AAR"))
@@ -72,8 +96,11 @@ def test_all_and_any_groups_combine_leaves() -> None:
 
 
 def test_attribute_tests_equal_pattern_regex_present() -> None:
-    values = {"RTPlanLabel": (True, ["imrt 4"]), "PrescriptionDescription": (False, []),
-              "BeamSequence.FinalCumulativeMetersetWeight": (True, ["1.0", "1"])}
+    values = {
+        "RTPlanLabel": (True, ["imrt 4"]),
+        "PrescriptionDescription": (False, []),
+        "BeamSequence.FinalCumulativeMetersetWeight": (True, ["1.0", "1"]),
+    }
 
     def attribute(path: AttributePath) -> tuple[bool, list[str]]:
         return values.get(str(path), (False, []))
@@ -90,17 +117,20 @@ def test_attribute_tests_equal_pattern_regex_present() -> None:
     assert not check({"path": "PrescriptionDescription", "op": "present"})
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({"type": "roi"}, "name pattern"),
-    ({"type": "roi", "pattern": "X", "contours": "some"}, "contours"),
-    ({"type": "attribute", "path": "RTPlanLabel", "op": "regex", "value": "("}, "regular expression"),
-    ({"type": "attribute", "path": "RTPlanLabel", "op": "equals"}, "needs a value"),
-    ({"type": "modality", "values": []}, "at least one value"),
-    ({"type": "study_date", "from": "2024-02-30"}, "YYYY-MM-DD"),
-    ({"type": "study_date", "from": "2024-03-01", "to": "2024-01-01"}, "ends before"),
-    ({"type": "all", "conditions": []}, "at least one condition"),
-    ({"type": "sql", "where": "1=1"}, "unknown condition type"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "roi"}, "name pattern"),
+        ({"type": "roi", "pattern": "X", "contours": "some"}, "contours"),
+        ({"type": "attribute", "path": "RTPlanLabel", "op": "regex", "value": "("}, "regular expression"),
+        ({"type": "attribute", "path": "RTPlanLabel", "op": "equals"}, "needs a value"),
+        ({"type": "modality", "values": []}, "at least one value"),
+        ({"type": "study_date", "from": "2024-02-30"}, "YYYY-MM-DD"),
+        ({"type": "study_date", "from": "2024-03-01", "to": "2024-01-01"}, "ends before"),
+        ({"type": "all", "conditions": []}, "at least one condition"),
+        ({"type": "sql", "where": "1=1"}, "unknown condition type"),
+    ],
+)
 def test_bad_conditions_are_refused_with_a_readable_reason(spec: dict, message: str) -> None:
     with pytest.raises(RuleError, match=message):
         parse(spec)

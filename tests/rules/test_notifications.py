@@ -42,8 +42,13 @@ def person(name: str, mode: str = NotifyMode.IMMEDIATE, phone: str = "") -> User
 def test_immediate_notifications_arrive_by_mail_and_sms(mail: Any, sms: Any) -> None:
     ann = person("ann", phone="+4511223344")
     bob = person("bob")
-    notify([ann, bob], Event.FORWARD_FAILED, "Forward #3 to PROTONS failed", "It waits in the outbox.",
-           url="/outbox/")
+    notify(
+        [ann, bob],
+        Event.FORWARD_FAILED,
+        "Forward #3 to PROTONS failed",
+        "It waits in the outbox.",
+        url="/outbox/",
+    )
     drain()
     (to_ann,) = mail.to("ann@example.org")
     assert to_ann["Subject"] == "[rtbank] Forward #3 to PROTONS failed"
@@ -88,6 +93,12 @@ def test_digest_people_get_one_mail_a_day_with_everything_held(mail: Any, sms: A
 
 
 def test_event_names_are_one_list() -> None:
-    assert {e.value for e in Event} >= {"rule_assigned", "forward_failed", "cleanup_upcoming", "grant_expiring",
-                                        "export_ready", "harvest_finished"}
+    assert {e.value for e in Event} >= {
+        "rule_assigned",
+        "forward_failed",
+        "cleanup_upcoming",
+        "grant_expiring",
+        "export_ready",
+        "harvest_finished",
+    }
     assert all(len(e.value) <= 48 for e in Event)

@@ -37,7 +37,9 @@ def retry_now() -> None:
 
 def test_a_project_forwards_only_to_its_allow_list(world: dict) -> None:
     store([RS, RP], institution="ODE")
-    stranger = Node.objects.create(name="ELSEWHERE", ae_title="ELSE", host="127.0.0.1", port=104, roles=["dest"])
+    stranger = Node.objects.create(
+        name="ELSEWHERE", ae_title="ELSE", host="127.0.0.1", port=104, roles=["dest"]
+    )
     with pytest.raises(outbox.ForwardRefused, match="not on the destination list"):
         outbox.send_plan(stranger, plan_of(), project=world["TRIAL"], actor="test")
     sender = Node.objects.create(name="TPS", ae_title="TPS", host="127.0.0.1", port=104, roles=["send"])
@@ -49,8 +51,14 @@ def test_the_whole_bundle_goes_over_one_association_and_late_objects_follow_once
     store([RS, RP], institution="ODE")
     with store_scp() as (scp, port):
         Node.objects.filter(pk=world["dest"].pk).update(port=port)
-        forward = outbox.send_plan(world["dest"], plan_of(), project=world["TRIAL"], actor="rule:1", only_new=True,
-                                   origin_key="test:1")
+        forward = outbox.send_plan(
+            world["dest"],
+            plan_of(),
+            project=world["TRIAL"],
+            actor="rule:1",
+            only_new=True,
+            origin_key="test:1",
+        )
         drain()
         assert set(scp.uids) == bundle_uids() and len(scp.uids) == 2
         assert set(scp.calling) == {settings.AE_TITLE}
@@ -69,8 +77,9 @@ def test_a_destination_that_stays_down_fails_after_the_cap_and_can_be_resubmitte
     store([RS, RP], institution="ODE")
     port = free_port()  # nothing listens here
     Node.objects.filter(pk=world["dest"].pk).update(port=port)
-    forward = outbox.send_plan(world["dest"], plan_of(), project=world["TRIAL"], actor="manager",
-                               user=world["manager"])
+    forward = outbox.send_plan(
+        world["dest"], plan_of(), project=world["TRIAL"], actor="manager", user=world["manager"]
+    )
     WorkItem.objects.filter(kind="forward").update(max_attempts=3)
     for _ in range(3):
         retry_now()
@@ -116,8 +125,9 @@ def test_a_manual_patient_send_of_a_site_admin_needs_a_dest_node(world: dict, se
 
 def test_late_objects_arriving_during_a_send_go_out_in_a_second_run(world: dict) -> None:
     store([RS, RP], institution="ODE")
-    forward = outbox.send_plan(world["dest"], plan_of(), project=world["TRIAL"], actor="rule:1", only_new=True,
-                               origin_key="test:2")
+    forward = outbox.send_plan(
+        world["dest"], plan_of(), project=world["TRIAL"], actor="rule:1", only_new=True, origin_key="test:2"
+    )
     WorkItem.objects.filter(kind="forward").update(state=WorkState.IN_PROGRESS)  # a worker is sending it now
     import_paths([RD], {"institution": "ODE"})
     run_until_idle(["ingest", "analysis"])  # not "forward": its row is held by that (imaginary) worker

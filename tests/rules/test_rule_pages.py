@@ -27,20 +27,34 @@ def status(world: dict, who: str, url: str, method: str = "get", data: dict | No
 
 
 def rule_post(**overrides: Any) -> dict[str, Any]:
-    data = {"name": "proton trigger", "scope": "plan", "match": "all", "enabled": "on",
-            "c0_type": "roi", "c0_subject": "TRIAL_*", "c0_test": "empty", "assign": "on"}
+    data = {
+        "name": "proton trigger",
+        "scope": "plan",
+        "match": "all",
+        "enabled": "on",
+        "c0_type": "roi",
+        "c0_subject": "TRIAL_*",
+        "c0_test": "empty",
+        "assign": "on",
+    }
     return {**data, **overrides}
 
 
 def test_project_rule_pages_are_404_for_outsiders_and_403_without_rules(world: dict) -> None:
     rule = make_rule(world["TRIAL"])
-    for url in ("/projects/TRIAL/rules/", f"/projects/TRIAL/rules/{rule.pk}/",
-                f"/projects/TRIAL/rules/{rule.pk}/dry-run/", "/projects/TRIAL/rules/new/"):
+    for url in (
+        "/projects/TRIAL/rules/",
+        f"/projects/TRIAL/rules/{rule.pk}/",
+        f"/projects/TRIAL/rules/{rule.pk}/dry-run/",
+        "/projects/TRIAL/rules/new/",
+    ):
         assert status(world, "outsider", url) == 404, url
         assert status(world, "viewer", url) == 403, url
         assert status(world, "ruler", url) == 200, url
         assert status(world, "admin", url) == 404, url  # site admins see project data only through grants
-    assert status(world, "outsider", f"/projects/OTHER/rules/{rule.pk}/") == 404  # a rule stays with its project
+    assert (
+        status(world, "outsider", f"/projects/OTHER/rules/{rule.pk}/") == 404
+    )  # a rule stays with its project
     assert status(world, "viewer", f"/projects/TRIAL/rules/{rule.pk}/delete/", "post") == 403
     assert Rule.objects.filter(pk=rule.pk).exists()
 
@@ -48,10 +62,20 @@ def test_project_rule_pages_are_404_for_outsiders_and_403_without_rules(world: d
 def test_site_wide_rules_are_for_site_admins_only(world: dict) -> None:
     for who in ("manager", "ruler", "dm"):
         assert status(world, who, "/rules/site/") == 404
-        assert status(world, who, "/rules/site/new/", "post", rule_post(assign_project=world["TRIAL"].pk)) == 404
+        assert (
+            status(world, who, "/rules/site/new/", "post", rule_post(assign_project=world["TRIAL"].pk)) == 404
+        )
     assert not Rule.objects.exists()
-    assert status(world, "admin", "/rules/site/new/", "post",
-                  rule_post(assign_project=world["TRIAL"].pk, scope="patient")) == 302
+    assert (
+        status(
+            world,
+            "admin",
+            "/rules/site/new/",
+            "post",
+            rule_post(assign_project=world["TRIAL"].pk, scope="patient"),
+        )
+        == 302
+    )
     assert Rule.objects.get().project is None
 
 
@@ -70,8 +94,9 @@ def test_a_forwarding_rule_needs_the_forward_permission(world: dict) -> None:
 
 
 def test_a_rule_never_notifies_people_without_a_grant_on_the_project(world: dict) -> None:
-    response = client_for(world["manager"]).post("/projects/TRIAL/rules/new/",
-                                                  rule_post(notify_users=[world["outsider"].pk]))
+    response = client_for(world["manager"]).post(
+        "/projects/TRIAL/rules/new/", rule_post(notify_users=[world["outsider"].pk])
+    )
     assert response.status_code == 200 and not Rule.objects.exists()
 
 
@@ -94,10 +119,24 @@ def test_the_outbox_send_and_resubmit_need_forward(world: dict) -> None:
     uid = plan_of().sop_instance_uid
     assert status(world, "viewer", "/projects/TRIAL/outbox/") == 403
     assert status(world, "outsider", "/projects/TRIAL/outbox/") == 404
-    assert status(world, "viewer", "/projects/TRIAL/send/", "post", {"plan": uid, "node": world["dest"].pk}) == 403
-    assert status(world, "manager", "/projects/TRIAL/send/", "post", {"plan": uid, "node": world["dest"].pk}) == 302
-    assert status(world, "manager", "/projects/TRIAL/send/", "post", {"subject": "TRIAL-0001",
-                                                                       "node": world["dest"].pk}) == 302
+    assert (
+        status(world, "viewer", "/projects/TRIAL/send/", "post", {"plan": uid, "node": world["dest"].pk})
+        == 403
+    )
+    assert (
+        status(world, "manager", "/projects/TRIAL/send/", "post", {"plan": uid, "node": world["dest"].pk})
+        == 302
+    )
+    assert (
+        status(
+            world,
+            "manager",
+            "/projects/TRIAL/send/",
+            "post",
+            {"subject": "TRIAL-0001", "node": world["dest"].pk},
+        )
+        == 302
+    )
     assert Forward.objects.count() == 2
     forward = Forward.objects.first()
     page = client_for(world["manager"]).get("/projects/TRIAL/outbox/").content.decode()
@@ -121,13 +160,18 @@ def test_the_cleanup_page_shows_a_data_manager_only_their_institution(world: dic
 
 
 def test_the_subject_and_plan_pages_show_firings_and_a_send_form_to_forward_holders(
-        world: dict, tmp_path: Path) -> None:
+    world: dict, tmp_path: Path
+) -> None:
     make_rule(world["TRIAL"])
     store([with_empty_roi(tmp_path / "rs.dcm", "TRIAL_X"), RP], institution="ODE")
     uid = plan_of().sop_instance_uid
     for url in ("/projects/TRIAL/subjects/TRIAL-0001/", f"/projects/TRIAL/plans/{uid}/"):
         manager = client_for(world["manager"]).get(url).content.decode()
-        assert 'id="rule-firings"' in manager and "trigger" in manager and 'class="inline send-to-node"' in manager
+        assert (
+            'id="rule-firings"' in manager
+            and "trigger" in manager
+            and 'class="inline send-to-node"' in manager
+        )
         viewer = client_for(world["viewer"]).get(url).content.decode()
         assert 'id="rule-firings"' in viewer and "send-to-node" not in viewer  # view, but no forward
     project_page = client_for(world["manager"]).get("/projects/TRIAL/").content.decode()

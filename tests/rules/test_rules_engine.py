@@ -20,7 +20,9 @@ from tests.rules.helpers import RD, RECORD_FILES, RP, with_empty_roi
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_an_empty_roi_files_the_plan_bundle_including_objects_that_arrive_later(world: dict, tmp_path: Path) -> None:
+def test_an_empty_roi_files_the_plan_bundle_including_objects_that_arrive_later(
+    world: dict, tmp_path: Path
+) -> None:
     make_rule(world["TRIAL"])
     rs = with_empty_roi(tmp_path / "rs.dcm", "TRIAL_PROTON")
     store([rs], institution="ODE")  # the structure set first: no plan references it yet
@@ -36,7 +38,13 @@ def test_an_empty_roi_files_the_plan_bundle_including_objects_that_arrive_later(
 
     store([RD, *RECORD_FILES], institution="ODE")  # dose and records, weeks later
     kinds = sorted(kind for _, kind in instances_in(world["TRIAL"]).values_list("pk", "kind"))
-    assert kinds == ["dose", "plan", "record", "record", "structure_set"]  # the dangling record is not in the bundle
+    assert kinds == [
+        "dose",
+        "plan",
+        "record",
+        "record",
+        "structure_set",
+    ]  # the dangling record is not in the bundle
     assigned = RuleFiring.objects.get(action="assign")
     assert assigned.plan == plan_of() and assigned.outcome == FiringOutcome.DONE
     assert Notification.objects.filter(event="rule_assigned", user=world["manager"]).count() == 1
@@ -61,7 +69,9 @@ def test_a_project_rule_never_takes_data_from_other_institutions(world: dict, tm
     assert not RuleFiring.objects.exists()  # not even matched: the rule cannot see the data
 
 
-def test_data_sent_to_the_project_ae_title_may_be_taken_from_any_institution(world: dict, tmp_path: Path) -> None:
+def test_data_sent_to_the_project_ae_title_may_be_taken_from_any_institution(
+    world: dict, tmp_path: Path
+) -> None:
     make_rule(world["TRIAL"])
     store([with_empty_roi(tmp_path / "rs.dcm", "TRIAL_X"), RP], institution="AAR", called_ae="TRIAL_AE")
     assert ProjectPlan.objects.get().subject.project == world["TRIAL"]
@@ -84,14 +94,24 @@ def test_site_wide_rules_see_all_data_and_assign_to_the_named_project(world: dic
 
 
 def test_rules_on_attributes_read_each_file_once(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    conditions = {"type": "all", "conditions": [
-        {"type": "modality", "values": ["RTPLAN"]},
-        {"type": "attribute", "path": "BeamSequence[*].TreatmentMachineName", "op": "equals", "value": "ElektaAgility"},
-    ]}
+    conditions = {
+        "type": "all",
+        "conditions": [
+            {"type": "modality", "values": ["RTPLAN"]},
+            {
+                "type": "attribute",
+                "path": "BeamSequence[*].TreatmentMachineName",
+                "op": "equals",
+                "value": "ElektaAgility",
+            },
+        ],
+    }
     make_rule(world["TRIAL"], conditions)
     store([RP], institution="ODE")
     assert ProjectPlan.objects.get().plan == plan_of()
-    assert list(AttributeValue.objects.values_list("path", "present")) == [("BeamSequence.TreatmentMachineName", True)]
+    assert list(AttributeValue.objects.values_list("path", "present")) == [
+        ("BeamSequence.TreatmentMachineName", True)
+    ]
 
     def no_reads(*args: Any) -> Any:
         raise AssertionError("the attribute must come from the cache")
@@ -114,7 +134,9 @@ def test_disabled_rules_do_nothing_until_applied_to_stored_data(world: dict, tmp
     assert ProjectPlan.objects.exists()
 
 
-def test_a_forward_rule_queues_one_outbox_entry_and_late_objects_rearm_it(world: dict, tmp_path: Path) -> None:
+def test_a_forward_rule_queues_one_outbox_entry_and_late_objects_rearm_it(
+    world: dict, tmp_path: Path
+) -> None:
     make_rule(world["TRIAL"], actions=[{"type": "forward", "node": world["dest"].pk}])
     store([with_empty_roi(tmp_path / "rs.dcm", "TRIAL_X"), RP], institution="ODE")
     forward = Forward.objects.get()

@@ -37,13 +37,16 @@ def at(text: str) -> dt.datetime:
     return timezone.make_aware(dt.datetime.fromisoformat(text), dt.UTC)
 
 
-@pytest.mark.parametrize(("when", "now", "period"), [
-    ("daily@02:00", "2026-03-10T01:59:00", "2026-03-09"),  # before today's time: still yesterday's period
-    ("daily@02:00", "2026-03-10T02:00:00", "2026-03-10"),
-    ("daily@23:30", "2026-03-10T23:45:00", "2026-03-10"),
-    ("hourly", "2026-03-10T14:59:59", "2026-03-10T14"),
-    ("every:600", "2026-03-10T00:09:59", f"e600:{int(at('2026-03-10T00:00:00').timestamp()) // 600}"),
-])
+@pytest.mark.parametrize(
+    ("when", "now", "period"),
+    [
+        ("daily@02:00", "2026-03-10T01:59:00", "2026-03-09"),  # before today's time: still yesterday's period
+        ("daily@02:00", "2026-03-10T02:00:00", "2026-03-10"),
+        ("daily@23:30", "2026-03-10T23:45:00", "2026-03-10"),
+        ("hourly", "2026-03-10T14:59:59", "2026-03-10T14"),
+        ("every:600", "2026-03-10T00:09:59", f"e600:{int(at('2026-03-10T00:00:00').timestamp()) // 600}"),
+    ],
+)
 def test_each_job_has_one_period_at_a_time(when: str, now: str, period: str, settings: Any) -> None:
     settings.TIME_ZONE = "UTC"
     assert scheduler.current_period(when, at(now)) == period
@@ -61,7 +64,9 @@ def test_a_tick_creates_each_due_job_once(schedule: dict) -> None:
     first = scheduler.tick("w1", now)
     assert sorted(k.split(":")[0] for k in first) == ["nightly", "often"]  # "off" jobs never run
     assert scheduler.tick("w2", now) == []  # a second worker in the same period creates nothing
-    assert scheduler.tick("w1", now + dt.timedelta(minutes=11)) == [f"often:e600:{int(now.timestamp()) // 600 + 1}"]
+    assert scheduler.tick("w1", now + dt.timedelta(minutes=11)) == [
+        f"often:e600:{int(now.timestamp()) // 600 + 1}"
+    ]
     assert WorkItem.objects.filter(kind="job").count() == 3
 
 

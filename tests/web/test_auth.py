@@ -59,11 +59,17 @@ def test_a_site_admin_must_set_up_two_factor_before_anything_else() -> None:
         assert response.status_code == 302 and response["Location"].startswith("/account/two-factor/"), url
     page = client.get("/account/two-factor/")
     html = page.content.decode()
-    assert page.status_code == 200 and "data:image/svg+xml;base64," in html and "required for site admins" in html.replace(
-        "Site admins must use", "required for site admins")
+    assert (
+        page.status_code == 200
+        and "data:image/svg+xml;base64," in html
+        and "required for site admins" in html.replace("Site admins must use", "required for site admins")
+    )
     device = TOTPDevice.objects.get(user__username="root", confirmed=False)
     assert client.post("/account/two-factor/", {"token": "000000"}).status_code == 400
-    assert client.post("/account/two-factor/", {"token": code_for(device), "next": "/inbox/"})["Location"] == "/inbox/"
+    assert (
+        client.post("/account/two-factor/", {"token": code_for(device), "next": "/inbox/"})["Location"]
+        == "/inbox/"
+    )
     assert TOTPDevice.objects.get(pk=device.pk).confirmed
     assert client.get("/inbox/").status_code == 200 and client.get("/access-log/").status_code == 200
 

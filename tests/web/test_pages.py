@@ -38,7 +38,9 @@ def test_a_site_admin_sees_an_unassigned_patient_with_its_references(loaded: Pat
     assert response.status_code == 200
     assert "imrt 4" in html and "28 ROIs" in html
     assert "referenced by:" in html and "1 unresolved" in html  # the dangling record's plan
-    assert AccessLog.objects.filter(action="view_patient", object_id=str(loaded.pk), outcome="allowed").exists()
+    assert AccessLog.objects.filter(
+        action="view_patient", object_id=str(loaded.pk), outcome="allowed"
+    ).exists()
 
 
 def test_a_user_without_rights_gets_404_and_the_attempt_is_logged(loaded: Patient) -> None:
@@ -70,4 +72,6 @@ def test_healthz_reports_each_part() -> None:
     report = json.loads(response.content)
     assert set(report) >= {"database", "spool", "worker", "work", "ok"}
     assert report["database"]["ok"] is True
-    assert response.status_code == 503 and report["worker"]["ok"] is False  # no worker heartbeat in a unit test
+    assert (
+        response.status_code == 503 and report["worker"]["ok"] is False
+    )  # no worker heartbeat in a unit test

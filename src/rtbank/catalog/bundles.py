@@ -18,14 +18,19 @@ def refresh_patient_bundles(patient_id: int) -> dict[str, PlanBundle]:
         bundle = plan_bundle(plan_uid, index)
         bundles[plan_uid] = bundle
         plan_pk = index.pk_of[plan_uid]
-        wanted = {index.pk_of[uid]: role.value for uid, role in bundle.instances.items() if uid in index.pk_of}
+        wanted = {
+            index.pk_of[uid]: role.value for uid, role in bundle.instances.items() if uid in index.pk_of
+        }
         existing = dict(PlanBundleMember.objects.filter(plan_id=plan_pk).values_list("member_id", "role"))
         stale = [pk for pk in existing if pk not in wanted or existing[pk] != wanted[pk]]
         if stale:
             PlanBundleMember.objects.filter(plan_id=plan_pk, member_id__in=stale).delete()
         PlanBundleMember.objects.bulk_create(
-            [PlanBundleMember(plan_id=plan_pk, member_id=pk, role=role) for pk, role in wanted.items()
-             if pk not in existing or pk in stale],
+            [
+                PlanBundleMember(plan_id=plan_pk, member_id=pk, role=role)
+                for pk, role in wanted.items()
+                if pk not in existing or pk in stale
+            ],
             batch_size=500,
         )
         RTPlan.objects.filter(instance_id=plan_pk).update(

@@ -138,19 +138,39 @@ class FilingResult:
     message: str = ""
 
 
-def file_object(ds: Dataset, keys: InstanceKeys, stored: StoredFile, source: Source, cache: FilingCache) -> FilingResult:
+def file_object(
+    ds: Dataset, keys: InstanceKeys, stored: StoredFile, source: Source, cache: FilingCache
+) -> FilingResult:
     """File one object (inside the caller's transaction). The blob must already be in the store."""
-    versions = list(Instance.objects.filter(sop_instance_uid=keys.sop_instance_uid).select_related("series__study__patient"))
+    versions = list(
+        Instance.objects.filter(sop_instance_uid=keys.sop_instance_uid).select_related(
+            "series__study__patient"
+        )
+    )
     if any(v.content_sha256 == stored.content_sha256 for v in versions):
         return FilingResult(Filed.DUPLICATE, None, None, "identical object already stored")
     issuer = issuer_of(keys, source)
     current = next((v for v in versions if v.state == InstanceState.CURRENT), None)
     conflict = _conflict(keys, issuer, source, current)
     if conflict:
-        instance = _new_instance(keys, stored, source, None, InstanceState.QUARANTINED, len(versions) + 1,
-                                 {"collision": conflict, "patient_issuer": issuer})
-        log_event("worker", "uid_collision", actor=source.actor, outcome=Outcome.WARNING, object_type="instance",
-                  object_id=instance.pk, message=conflict)
+        instance = _new_instance(
+            keys,
+            stored,
+            source,
+            None,
+            InstanceState.QUARANTINED,
+            len(versions) + 1,
+            {"collision": conflict, "patient_issuer": issuer},
+        )
+        log_event(
+            "worker",
+            "uid_collision",
+            actor=source.actor,
+            outcome=Outcome.WARNING,
+            object_type="instance",
+            object_id=instance.pk,
+            message=conflict,
+        )
         return FilingResult(Filed.QUARANTINED, instance, None, conflict)
     patient, series = _hierarchy(keys, issuer, source, cache)
     outcome = Filed.NEW
@@ -159,8 +179,14 @@ def file_object(ds: Dataset, keys: InstanceKeys, stored: StoredFile, source: Sou
         outcome = Filed.NEW_VERSION
     instance = _new_instance(keys, stored, source, series, InstanceState.CURRENT, len(versions) + 1, {})
     if current is not None:
-        log_event("worker", "object_corrected", actor=source.actor, object_type="instance", object_id=instance.pk,
-                  message=f"version {instance.version} supersedes instance #{current.pk}")
+        log_event(
+            "worker",
+            "object_corrected",
+            actor=source.actor,
+            object_type="instance",
+            object_id=instance.pk,
+            message=f"version {instance.version} supersedes instance #{current.pk}",
+        )
     _index_rt(instance, keys.kind, ds)
     return FilingResult(outcome, instance, patient)
 
@@ -183,14 +209,18 @@ def prepare_hierarchy(filings: list[tuple[InstanceKeys, Source]], cache: FilingC
     uids = [k.sop_instance_uid for k, _ in filings]
     current = {
         i.sop_instance_uid: i
-        for i in Instance.objects.filter(sop_instance_uid__in=uids, state=InstanceState.CURRENT).select_related("series__study__patient")
+        for i in Instance.objects.filter(
+            sop_instance_uid__in=uids, state=InstanceState.CURRENT
+        ).select_related("series__study__patient")
     }
     wanted: dict[tuple[str, str, str, str], tuple[InstanceKeys, Source]] = {}
     for keys, source in filings:
         issuer = issuer_of(keys, source)
         if _conflict(keys, issuer, source, current.get(keys.sop_instance_uid)):
             continue
-        wanted.setdefault((issuer, keys.patient_id, keys.study_instance_uid, keys.series_instance_uid), (keys, source))
+        wanted.setdefault(
+            (issuer, keys.patient_id, keys.study_instance_uid, keys.series_instance_uid), (keys, source)
+        )
     for key in sorted(wanted):
         keys, source = wanted[key]
         with transaction.atomic():
@@ -213,9 +243,14 @@ def _hierarchy(keys: InstanceKeys, issuer: str, source: Source, cache: FilingCac
     patient = cache.patients.get(patient_key)
     if patient is None:
         patient, created = Patient.objects.get_or_create(
-            issuer=issuer, patient_id=keys.patient_id,
-            defaults={"name": keys.patient_name, "birth_date": keys.patient_birth_date, "sex": keys.patient_sex,
-                      "institution_id": source.institution_id},
+            issuer=issuer,
+            patient_id=keys.patient_id,
+            defaults={
+                "name": keys.patient_name,
+                "birth_date": keys.patient_birth_date,
+                "sex": keys.patient_sex,
+                "institution_id": source.institution_id,
+            },
         )
         if not created and not patient.name and keys.patient_name:
             Patient.objects.filter(pk=patient.pk).update(name=keys.patient_name)
@@ -223,27 +258,44 @@ def _hierarchy(keys: InstanceKeys, issuer: str, source: Source, cache: FilingCac
     study = cache.studies.get((patient.pk, keys.study_instance_uid))
     if study is None:
         study, _ = Study.objects.get_or_create(
-            patient=patient, uid=keys.study_instance_uid,
-            defaults={"date": keys.study_date, "description": keys.study_description,
-                      "accession_number": keys.accession_number, "study_id": keys.study_id},
+            patient=patient,
+            uid=keys.study_instance_uid,
+            defaults={
+                "date": keys.study_date,
+                "description": keys.study_description,
+                "accession_number": keys.accession_number,
+                "study_id": keys.study_id,
+            },
         )
         cache.studies[(patient.pk, study.uid)] = study
     series = cache.series.get((study.pk, keys.series_instance_uid))
     if series is None:
         series, _ = Series.objects.get_or_create(
-            study=study, uid=keys.series_instance_uid,
-            defaults={"modality": keys.modality, "number": keys.series_number,
-                      "description": keys.series_description, "date": keys.series_date,
-                      "frame_of_reference_uid": keys.frame_of_reference_uid, "manufacturer": keys.manufacturer,
-                      "model_name": keys.model_name, "station_name": keys.station_name,
-                      "institution_name": keys.institution_name},
+            study=study,
+            uid=keys.series_instance_uid,
+            defaults={
+                "modality": keys.modality,
+                "number": keys.series_number,
+                "description": keys.series_description,
+                "date": keys.series_date,
+                "frame_of_reference_uid": keys.frame_of_reference_uid,
+                "manufacturer": keys.manufacturer,
+                "model_name": keys.model_name,
+                "station_name": keys.station_name,
+                "institution_name": keys.institution_name,
+            },
         )
         cache.series[(study.pk, series.uid)] = series
     return patient, series
 
 
 def _new_instance(
-    keys: InstanceKeys, stored: StoredFile, source: Source, series: Series | None, state: str, version: int,
+    keys: InstanceKeys,
+    stored: StoredFile,
+    source: Source,
+    series: Series | None,
+    state: str,
+    version: int,
     extra: dict[str, Any],
 ) -> Instance:
     return Instance.objects.create(
@@ -283,7 +335,10 @@ def _index_rt(instance: Instance, kind: RtKind, ds: Dataset) -> None:
     refs = references(ds)
     if refs:
         Reference.objects.bulk_create(
-            [Reference(source=instance, kind=r.kind.value, level=r.level, target_uid=r.target_uid) for r in refs],
+            [
+                Reference(source=instance, kind=r.kind.value, level=r.level, target_uid=r.target_uid)
+                for r in refs
+            ],
             ignore_conflicts=True,
             batch_size=500,
         )
@@ -296,15 +351,24 @@ def _index_rt(instance: Instance, kind: RtKind, ds: Dataset) -> None:
         Roi.objects.bulk_create([Roi(structure_set=ss, **vars(roi)) for roi in _unique_rois(info)])
     elif kind == RtKind.DOSE:
         info = DoseInfo.from_dataset(ds)
-        fields = {k: v for k, v in vars(info).items() if k not in ("pixel_spacing_mm", "referenced_beam_numbers")}
-        Dose.objects.create(instance=instance, pixel_spacing=list(info.pixel_spacing_mm or []) or None,
-                            referenced_beams=list(info.referenced_beam_numbers), **fields)
+        fields = {
+            k: v for k, v in vars(info).items() if k not in ("pixel_spacing_mm", "referenced_beam_numbers")
+        }
+        Dose.objects.create(
+            instance=instance,
+            pixel_spacing=list(info.pixel_spacing_mm or []) or None,
+            referenced_beams=list(info.referenced_beam_numbers),
+            **fields,
+        )
     elif kind in (RtKind.RECORD, RtKind.ION_RECORD, RtKind.BRACHY_RECORD, RtKind.SUMMARY_RECORD):
         TreatmentRecord.objects.create(instance=instance, **vars(RecordInfo.from_dataset(ds)))
     elif kind in (RtKind.REGISTRATION, RtKind.DEFORMABLE_REGISTRATION):
         info = RegistrationInfo.from_dataset(ds)
         Registration.objects.create(
-            instance=instance, deformable=info.deformable, frames=list(info.frames), series_uids=list(info.series_uids),
+            instance=instance,
+            deformable=info.deformable,
+            frames=list(info.frames),
+            series_uids=list(info.series_uids),
             matrices=[[frame, list(values)] for frame, values in info.matrices],
             registration_types=list(info.registration_types),
         )

@@ -24,8 +24,22 @@ from rtbank.catalog.models import (
     TreatmentRecord,
 )
 
-RT_KINDS = ("plan", "ion_plan", "structure_set", "dose", "record", "ion_record", "brachy_record",
-            "summary_record", "registration", "deformable_registration", "rt_image", "segmentation", "raw", "other")
+RT_KINDS = (
+    "plan",
+    "ion_plan",
+    "structure_set",
+    "dose",
+    "record",
+    "ion_record",
+    "brachy_record",
+    "summary_record",
+    "registration",
+    "deformable_registration",
+    "rt_image",
+    "segmentation",
+    "raw",
+    "other",
+)
 
 
 @dataclass
@@ -60,10 +74,16 @@ class PatientView:
 
 def patient_view(patient: Patient) -> PatientView:
     instances = list(
-        Instance.objects.filter(series__study__patient=patient, state=InstanceState.CURRENT).select_related("series")
+        Instance.objects.filter(series__study__patient=patient, state=InstanceState.CURRENT).select_related(
+            "series"
+        )
     )
     by_uid = {i.sop_instance_uid: i for i in instances}
-    series = list(Series.objects.filter(study__patient=patient).select_related("study").order_by("study__date", "study_id", "number"))
+    series = list(
+        Series.objects.filter(study__patient=patient)
+        .select_related("study")
+        .order_by("study__date", "study_id", "number")
+    )
     series_by_uid = {s.uid: s for s in series}
     series_by_frame: dict[str, Series] = {}
     for s in series:
@@ -73,7 +93,11 @@ def patient_view(patient: Patient) -> PatientView:
     details = _details([i.pk for i in rt])
     outgoing: dict[int, list[RefLink]] = defaultdict(list)
     incoming: dict[str, list[Instance]] = defaultdict(list)
-    refs = Reference.objects.filter(source__in=[i.pk for i in rt]).exclude(kind="image").order_by("kind", "target_uid")
+    refs = (
+        Reference.objects.filter(source__in=[i.pk for i in rt])
+        .exclude(kind="image")
+        .order_by("kind", "target_uid")
+    )
     for source_id, kind, level, target in refs.values_list("source_id", "kind", "level", "target_uid"):
         link = RefLink(kind, target)
         if level == "instance":
@@ -89,11 +113,18 @@ def patient_view(patient: Patient) -> PatientView:
         if link.target is not None:
             incoming[target].append(next(i for i in rt if i.pk == source_id))
     bundles: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for plan_id, role in PlanBundleMember.objects.filter(plan__in=[i.pk for i in rt]).values_list("plan_id", "role"):
+    for plan_id, role in PlanBundleMember.objects.filter(plan__in=[i.pk for i in rt]).values_list(
+        "plan_id", "role"
+    ):
         bundles[plan_id][role] += 1
     objects = [
-        RtObject(i, details.get(i.pk), outgoing.get(i.pk, []), incoming.get(i.sop_instance_uid, []),
-                 sorted(bundles.get(i.pk, {}).items()))
+        RtObject(
+            i,
+            details.get(i.pk),
+            outgoing.get(i.pk, []),
+            incoming.get(i.sop_instance_uid, []),
+            sorted(bundles.get(i.pk, {}).items()),
+        )
         for i in sorted(rt, key=lambda i: (RT_KINDS.index(i.kind) if i.kind in RT_KINDS else 99, i.pk))
     ]
     counts: dict[int, int] = defaultdict(int)

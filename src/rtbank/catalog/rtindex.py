@@ -17,8 +17,15 @@ class CatalogIndex:
     def __init__(self, patient_id: int) -> None:
         rows = (
             Instance.objects.filter(series__study__patient_id=patient_id, state=InstanceState.CURRENT)
-            .values_list("pk", "sop_instance_uid", "kind", "series__uid", "series__frame_of_reference_uid",
-                         "series__modality", "instance_number")
+            .values_list(
+                "pk",
+                "sop_instance_uid",
+                "kind",
+                "series__uid",
+                "series__frame_of_reference_uid",
+                "series__modality",
+                "instance_number",
+            )
             .order_by("series__uid", "instance_number", "pk")
         )
         self.objects: dict[str, IndexedObject] = {}
@@ -33,13 +40,16 @@ class CatalogIndex:
                 self._frames[frame].add(series_uid)
         self._forward: dict[tuple[str, str], list[str]] = defaultdict(list)
         self._reverse: dict[tuple[str, str], list[str]] = defaultdict(list)
-        refs = Reference.objects.filter(source__series__study__patient_id=patient_id, source__state=InstanceState.CURRENT)
+        refs = Reference.objects.filter(
+            source__series__study__patient_id=patient_id, source__state=InstanceState.CURRENT
+        )
         for source_uid, kind, target in refs.values_list("source__sop_instance_uid", "kind", "target_uid"):
             self._forward[(source_uid, kind)].append(target)
             self._reverse[(target, kind)].append(source_uid)
         self._first_image = dict(
-            StructureSet.objects.filter(instance__pk__in=self.pk_of.values())
-            .values_list("instance__sop_instance_uid", "first_contour_image_uid")
+            StructureSet.objects.filter(instance__pk__in=self.pk_of.values()).values_list(
+                "instance__sop_instance_uid", "first_contour_image_uid"
+            )
         )
 
     def get(self, sop_instance_uid: str) -> IndexedObject | None:
@@ -50,7 +60,8 @@ class CatalogIndex:
 
     def sources(self, target_uid: str, kind: RefKind, source_kinds: frozenset[str]) -> list[str]:
         return sorted(
-            uid for uid in self._reverse.get((target_uid, kind.value), [])
+            uid
+            for uid in self._reverse.get((target_uid, kind.value), [])
             if (obj := self.objects.get(uid)) is not None and obj.kind in source_kinds
         )
 

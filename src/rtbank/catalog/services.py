@@ -33,7 +33,10 @@ def stats() -> dict[str, Any]:
     """The ``rtbank stats --json`` contract (see the brief). Counts current objects only."""
     current = Instance.objects.filter(state=InstanceState.CURRENT)
     by_modality = dict(
-        current.values("series__modality").annotate(n=Count("id")).order_by().values_list("series__modality", "n")
+        current.values("series__modality")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("series__modality", "n")
     )
     current_rt = {"instance__state": InstanceState.CURRENT}
     return {
@@ -69,7 +72,9 @@ def verify(progress: Callable[[int], None] | None = None) -> VerifyReport:
     """Re-read every stored file and compare its SHA-256 with the catalog."""
     store = blob_store()
     report = VerifyReport()
-    for pk, key, expected in Instance.objects.values_list("pk", "blob_key", "file_sha256").iterator(chunk_size=2000):
+    for pk, key, expected in Instance.objects.values_list("pk", "blob_key", "file_sha256").iterator(
+        chunk_size=2000
+    ):
         path = store.local_path(key)
         try:
             digest = _sha256_file(path) if path else None
@@ -93,8 +98,12 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def export_tree(instances: Iterable[Instance], out: Path, progress: Callable[[int], None] | None = None,
-                subject_label: Callable[[Patient], str] | None = None) -> int:
+def export_tree(
+    instances: Iterable[Instance],
+    out: Path,
+    progress: Callable[[int], None] | None = None,
+    subject_label: Callable[[Patient], str] | None = None,
+) -> int:
     """Copy ``instances`` into ``out`` as ``patient/study/series/file.dcm`` with readable, sanitised names.
 
     Names come from DICOM values made safe (:func:`rtbank.fileio.safe_name`) and every target path is
@@ -114,8 +123,10 @@ def export_tree(instances: Iterable[Instance], out: Path, progress: Callable[[in
             root
             / safe_name(label, f"patient-{patient.pk}")
             / safe_name(f"{study.date or 'nodate'}_{study.description}", f"study-{study.pk}")[:60]
-            / safe_name(f"{series.modality}_{series.number if series.number is not None else ''}_{series.description}",
-                        f"series-{series.pk}")[:60]
+            / safe_name(
+                f"{series.modality}_{series.number if series.number is not None else ''}_{series.description}",
+                f"series-{series.pk}",
+            )[:60]
         )
         number = inst.instance_number if inst.instance_number is not None else inst.pk
         target = (folder / f"{inst.kind}_{number:05d}_{inst.pk}.dcm").resolve()

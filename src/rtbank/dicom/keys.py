@@ -68,7 +68,9 @@ class InstanceKeys:
             raise RejectedDicom(str(exc)) from None
         patient_id = text(ds, "PatientID")
         if not patient_id:
-            raise RejectedDicom(f"object {sop_instance} has no Patient ID; rtbank cannot file it to a patient")
+            raise RejectedDicom(
+                f"object {sop_instance} has no Patient ID; rtbank cannot file it to a patient"
+            )
         frame = text(ds, "FrameOfReferenceUID")
         return cls(
             patient_id=patient_id,

@@ -103,7 +103,9 @@ def plan_bundle(plan_uid: str, index: RtIndex) -> PlanBundle:
         bundle.missing.append((Role.PLAN, plan_uid))
         return bundle
     bundle.add(plan_uid, Role.PLAN)
-    structure_sets = _present(index, bundle, Role.STRUCTURE_SET, index.targets(plan_uid, RefKind.STRUCTURE_SET))
+    structure_sets = _present(
+        index, bundle, Role.STRUCTURE_SET, index.targets(plan_uid, RefKind.STRUCTURE_SET)
+    )
     _doses(index, bundle, plan_uid, structure_sets)
     for uid in index.sources(plan_uid, RefKind.PLAN, _RECORDS):
         bundle.add(uid, Role.RECORD)

@@ -77,41 +77,60 @@ def _uids(items: Iterable[Dataset], keyword: str, kind: RefKind) -> Iterator[Ref
 
 
 def _plan(ds: Dataset) -> Iterator[Ref]:
-    yield from _uids(_items(ds, "ReferencedStructureSetSequence"), "ReferencedSOPInstanceUID", RefKind.STRUCTURE_SET)
+    yield from _uids(
+        _items(ds, "ReferencedStructureSetSequence"), "ReferencedSOPInstanceUID", RefKind.STRUCTURE_SET
+    )
     yield from _uids(_items(ds, "ReferencedDoseSequence"), "ReferencedSOPInstanceUID", RefKind.DOSE)
     yield from _uids(_items(ds, "ReferencedRTPlanSequence"), "ReferencedSOPInstanceUID", RefKind.PLAN)
     for beams in ("BeamSequence", "IonBeamSequence"):
         yield from _uids(
-            _items(ds, beams, "ReferencedReferenceImageSequence"), "ReferencedSOPInstanceUID", RefKind.REFERENCE_IMAGE
+            _items(ds, beams, "ReferencedReferenceImageSequence"),
+            "ReferencedSOPInstanceUID",
+            RefKind.REFERENCE_IMAGE,
         )
 
 
 def _dose(ds: Dataset) -> Iterator[Ref]:
     yield from _uids(_items(ds, "ReferencedRTPlanSequence"), "ReferencedSOPInstanceUID", RefKind.PLAN)
-    yield from _uids(_items(ds, "ReferencedStructureSetSequence"), "ReferencedSOPInstanceUID", RefKind.STRUCTURE_SET)
+    yield from _uids(
+        _items(ds, "ReferencedStructureSetSequence"), "ReferencedSOPInstanceUID", RefKind.STRUCTURE_SET
+    )
 
 
 def _structure_set(ds: Dataset) -> Iterator[Ref]:
     frames = list(_items(ds, "ReferencedFrameOfReferenceSequence"))
     yield from _uids(frames, "FrameOfReferenceUID", RefKind.FRAME_OF_REFERENCE)
-    series = list(_items(ds, "ReferencedFrameOfReferenceSequence", "RTReferencedStudySequence", "RTReferencedSeriesSequence"))
+    series = list(
+        _items(
+            ds,
+            "ReferencedFrameOfReferenceSequence",
+            "RTReferencedStudySequence",
+            "RTReferencedSeriesSequence",
+        )
+    )
     yield from _uids(series, "SeriesInstanceUID", RefKind.SERIES)
     yield from _uids(_items_of(series, "ContourImageSequence"), "ReferencedSOPInstanceUID", RefKind.IMAGE)
     yield from _uids(
-        _items(ds, "ROIContourSequence", "ContourSequence", "ContourImageSequence"), "ReferencedSOPInstanceUID", RefKind.IMAGE
+        _items(ds, "ROIContourSequence", "ContourSequence", "ContourImageSequence"),
+        "ReferencedSOPInstanceUID",
+        RefKind.IMAGE,
     )
 
 
 def _record(ds: Dataset) -> Iterator[Ref]:
     yield from _uids(_items(ds, "ReferencedRTPlanSequence"), "ReferencedSOPInstanceUID", RefKind.PLAN)
-    yield from _uids(_items(ds, "ReferencedTreatmentRecordSequence"), "ReferencedSOPInstanceUID", RefKind.RECORD)
+    yield from _uids(
+        _items(ds, "ReferencedTreatmentRecordSequence"), "ReferencedSOPInstanceUID", RefKind.RECORD
+    )
 
 
 def _registration(ds: Dataset) -> Iterator[Ref]:
     for seq in ("RegistrationSequence", "DeformableRegistrationSequence"):
         yield from _uids(_items(ds, seq), "FrameOfReferenceUID", RefKind.FRAME_OF_REFERENCE)
         yield from _uids(_items(ds, seq), "SourceFrameOfReferenceUID", RefKind.FRAME_OF_REFERENCE)
-        yield from _uids(_items(ds, seq, "ReferencedImageSequence"), "ReferencedSOPInstanceUID", RefKind.IMAGE)
+        yield from _uids(
+            _items(ds, seq, "ReferencedImageSequence"), "ReferencedSOPInstanceUID", RefKind.IMAGE
+        )
     yield from _frame(ds)
     yield from _series_refs(ds)
 
@@ -126,10 +145,14 @@ def _generic(ds: Dataset) -> Iterator[Ref]:
 
 def _series_refs(ds: Dataset) -> Iterator[Ref]:
     """Series (and their instances) named in ReferencedSeriesSequence, directly or per study."""
-    series = [*_items(ds, "ReferencedSeriesSequence"),
-              *_items(ds, "StudiesContainingOtherReferencedInstancesSequence", "ReferencedSeriesSequence")]
+    series = [
+        *_items(ds, "ReferencedSeriesSequence"),
+        *_items(ds, "StudiesContainingOtherReferencedInstancesSequence", "ReferencedSeriesSequence"),
+    ]
     yield from _uids(series, "SeriesInstanceUID", RefKind.SERIES)
-    yield from _uids(_items_of(series, "ReferencedInstanceSequence"), "ReferencedSOPInstanceUID", RefKind.IMAGE)
+    yield from _uids(
+        _items_of(series, "ReferencedInstanceSequence"), "ReferencedSOPInstanceUID", RefKind.IMAGE
+    )
 
 
 def _frame(ds: Dataset) -> Iterator[Ref]:

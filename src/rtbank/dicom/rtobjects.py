@@ -128,13 +128,18 @@ class StructureSetInfo:
     structure_set_date: dt.date | None
     frame_of_reference_uid: str
     series_uid: str
-    first_contour_image_uid: str  # image of the first contour of the first non-empty ROI (the harvest walk's step 5)
+    first_contour_image_uid: (
+        str  # image of the first contour of the first non-empty ROI (the harvest walk's step 5)
+    )
     rois: tuple[RoiInfo, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> StructureSetInfo:
         contours = {integer(c, "ReferencedROINumber"): c for c in _seq(ds, "ROIContourSequence")}
-        types = {integer(o, "ReferencedROINumber"): text(o, "RTROIInterpretedType") for o in _seq(ds, "RTROIObservationsSequence")}
+        types = {
+            integer(o, "ReferencedROINumber"): text(o, "RTROIInterpretedType")
+            for o in _seq(ds, "RTROIObservationsSequence")
+        }
         rois = []
         for roi in _seq(ds, "StructureSetROISequence"):
             num = integer(roi, "ROINumber")
@@ -157,7 +162,9 @@ class StructureSetInfo:
             label=text(ds, "StructureSetLabel"),
             name=text(ds, "StructureSetName"),
             structure_set_date=date(ds, "StructureSetDate"),
-            frame_of_reference_uid=next((r.target_uid for r in refs if r.kind == RefKind.FRAME_OF_REFERENCE), ""),
+            frame_of_reference_uid=next(
+                (r.target_uid for r in refs if r.kind == RefKind.FRAME_OF_REFERENCE), ""
+            ),
             series_uid=next((r.target_uid for r in refs if r.kind == RefKind.SERIES), ""),
             first_contour_image_uid=_first_contour_image(ds),
             rois=tuple(rois),
@@ -167,7 +174,9 @@ class StructureSetInfo:
 def _contour_count(item: Dataset | None) -> int:
     if item is None:
         return 0
-    return sum(1 for c in _seq(item, "ContourSequence") if integer(c, "NumberOfContourPoints") or "ContourData" in c)
+    return sum(
+        1 for c in _seq(item, "ContourSequence") if integer(c, "NumberOfContourPoints") or "ContourData" in c
+    )
 
 
 def _color(item: Dataset | None) -> str:
@@ -292,7 +301,9 @@ class RegistrationInfo:
     frames: tuple[str, ...]  # every frame of reference the registration relates
     series_uids: tuple[str, ...]
     image_uids: tuple[str, ...]
-    matrices: tuple[tuple[str, tuple[float, ...]], ...]  # (frame UID, 16 row-major values) for rigid/affine parts
+    matrices: tuple[
+        tuple[str, tuple[float, ...]], ...
+    ]  # (frame UID, 16 row-major values) for rigid/affine parts
     registration_types: tuple[str, ...]
 
     @classmethod

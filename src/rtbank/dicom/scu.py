@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE, _config
-from pynetdicom.sop_class import register_uid
 from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import register_uid
 
 from rtbank.dicom.sop import PRIVATE_STORAGE_CLASSES
 
@@ -54,7 +54,14 @@ def send_files(
     for path in paths:
         try:
             meta = read_file_meta_info(path)
-            files.append((path, str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID), str(meta.MediaStorageSOPInstanceUID)))
+            files.append(
+                (
+                    path,
+                    str(meta.MediaStorageSOPClassUID),
+                    str(meta.TransferSyntaxUID),
+                    str(meta.MediaStorageSOPInstanceUID),
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - one unreadable file is a failed item, not a crash
             result.failed.append((str(path), f"unreadable: {exc}"))
     pending = files
@@ -93,8 +100,16 @@ def _groups(files: list[tuple[Path, str, str, str]]) -> list[list[tuple[Path, st
     return groups
 
 
-def _send_group(group: list[tuple[Path, str, str, str]], host: str, port: int, called_ae: str, calling_ae: str,
-                timeout_s: float, result: SendResult, progress: Callable[[int], None] | None) -> None:
+def _send_group(
+    group: list[tuple[Path, str, str, str]],
+    host: str,
+    port: int,
+    called_ae: str,
+    calling_ae: str,
+    timeout_s: float,
+    result: SendResult,
+    progress: Callable[[int], None] | None,
+) -> None:
     for uid in PRIVATE_STORAGE_CLASSES:
         register_uid(uid, "Private" + uid.replace(".", ""), StorageServiceClass)
     ae = AE(ae_title=calling_ae)

@@ -142,14 +142,33 @@ def _walk(
         is_sequence = vr == b"SQ" or (not explicit_here and _implicit_sq(tag))
         if length == UNDEFINED:
             # Undefined length: a sequence, encapsulated pixel data, or UN that is really an implicit SQ.
-            pos = _items(buf, pos, end, implicit=implicit or vr == b"UN", little=little, depth=depth + 1,
-                         found=found, sequence=is_sequence or vr == b"UN")
+            pos = _items(
+                buf,
+                pos,
+                end,
+                implicit=implicit or vr == b"UN",
+                little=little,
+                depth=depth + 1,
+                found=found,
+                sequence=is_sequence or vr == b"UN",
+            )
             continue
         if pos + length > end:
-            raise RejectedDicom(f"element ({group:04X},{elem:04X}) of {length} bytes runs past the end of the data")
+            raise RejectedDicom(
+                f"element ({group:04X},{elem:04X}) of {length} bytes runs past the end of the data"
+            )
         if is_sequence and length:
-            _items(buf, pos, pos + length, implicit=implicit, little=little, depth=depth + 1, found=found,
-                   sequence=True, defined=True)
+            _items(
+                buf,
+                pos,
+                pos + length,
+                implicit=implicit,
+                little=little,
+                depth=depth + 1,
+                found=found,
+                sequence=True,
+                defined=True,
+            )
         pos += length
     if until_delimiter:
         raise RejectedDicom("sequence or item without its delimiter: data truncated")
@@ -183,8 +202,16 @@ def _items(
         if length == UNDEFINED:
             if not sequence:
                 raise RejectedDicom("pixel data fragment of undefined length")
-            pos = _walk(buf, pos, end, implicit=implicit, little=little, depth=depth, found=found,
-                        until_delimiter=True)
+            pos = _walk(
+                buf,
+                pos,
+                end,
+                implicit=implicit,
+                little=little,
+                depth=depth,
+                found=found,
+                until_delimiter=True,
+            )
             continue
         if pos + length > end:
             raise RejectedDicom(f"item of {length} bytes runs past the end of the data")

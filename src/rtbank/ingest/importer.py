@@ -152,12 +152,22 @@ def as_part10(data: bytes) -> bytes:
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if ds.is_implicit_VR else pydicom.uid.ExplicitVRLittleEndian
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if ds.is_implicit_VR else pydicom.uid.ExplicitVRLittleEndian
+        )
         out = io.BytesIO()
         ds.save_as(out, enforce_file_format=True)
     except NotDicom:
         raise
-    except (InvalidDicomError, ValueError, TypeError, KeyError, EOFError, AttributeError, RecursionError) as exc:
+    except (
+        InvalidDicomError,
+        ValueError,
+        TypeError,
+        KeyError,
+        EOFError,
+        AttributeError,
+        RecursionError,
+    ) as exc:
         raise NotDicom(str(exc)) from None
     result = out.getvalue()
     check_part10_bytes(result)
@@ -195,8 +205,13 @@ def _zip_members(archive: zipfile.ZipFile, label: str) -> Iterator[tuple[str, An
         pure = PurePosixPath(member.filename.replace("\\", "/"))
         if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
             raise ImportRefused(f"{label}: member {member.filename!r} points outside the archive (zip slip)")
-        if member.file_size > MAX_OBJECT_BYTES or member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1) + 65536:
-            raise ImportRefused(f"{label}: member {member.filename!r} expands {member.file_size} bytes (zip bomb?)")
+        if (
+            member.file_size > MAX_OBJECT_BYTES
+            or member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1) + 65536
+        ):
+            raise ImportRefused(
+                f"{label}: member {member.filename!r} expands {member.file_size} bytes (zip bomb?)"
+            )
         total += member.file_size
     if total > MAX_ZIP_TOTAL_BYTES:
         raise ImportRefused(f"{label}: expands to {total} bytes, over the limit of {MAX_ZIP_TOTAL_BYTES}")

@@ -16,7 +16,6 @@ from rtbank.ingest import stages
 from rtbank.work.models import WorkItem
 from rtbank.work.registry import Batch, Poller, WorkKind, register_kind, register_poller
 
-
 # The stages after analysis, in this order, each called with the patient id. Each area owns its function;
 # adding a stage is one line here (explicit flow, no signals).
 AFTER_ANALYSIS: list[str] = [
@@ -34,7 +33,14 @@ def analyse_patient(item: WorkItem, batch: Batch) -> dict[str, Any]:
 
 
 def register() -> None:
-    register_kind(WorkKind(stages.INGEST, stages.ingest_item, batch_size=settings.WORK_BATCH, order=10,
-                           prepare=stages.prepare_ingest))
+    register_kind(
+        WorkKind(
+            stages.INGEST,
+            stages.ingest_item,
+            batch_size=settings.WORK_BATCH,
+            order=10,
+            prepare=stages.prepare_ingest,
+        )
+    )
     register_kind(WorkKind(stages.ANALYSIS, analyse_patient, batch_size=8, order=20))
     register_poller(Poller("spool", stages.register_ready_files, every_s=0.2))

@@ -31,7 +31,9 @@ class Sender:
 
 @dataclass(frozen=True)
 class Rejection:
-    diagnostic: int  # A-ASSOCIATE-RJ diagnostic: 0x03 calling AE not recognised, 0x07 called AE not recognised
+    diagnostic: (
+        int  # A-ASSOCIATE-RJ diagnostic: 0x03 calling AE not recognised, 0x07 called AE not recognised
+    )
     reason: str
 
 

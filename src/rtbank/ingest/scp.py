@@ -157,7 +157,9 @@ class AssociationContext:
 
 
 class Receiver:
-    def __init__(self, *, port: int | None = None, bind: str | None = None, ae_title: str | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, bind: str | None = None, ae_title: str | None = None
+    ) -> None:
         self.port = settings.DICOM_PORT if port is None else port
         self.bind = bind or settings.BIND_ADDRESS
         self.ae_title = ae_title or settings.AE_TITLE
@@ -201,10 +203,14 @@ class Receiver:
             (evt.EVT_RELEASED, self.on_closed),
             (evt.EVT_ABORTED, self.on_closed),
         ]
-        self.server = ae.make_server((self.bind, self.port), evt_handlers=handlers, server_class=ReusePortServer)
+        self.server = ae.make_server(
+            (self.bind, self.port), evt_handlers=handlers, server_class=ReusePortServer
+        )
         ae._servers.append(self.server)  # as ae.start_server does, so server.shutdown() can deregister it
         threading.Thread(target=self.server.serve_forever, name="dicom-server", daemon=True).start()
-        logger.info("DICOM receiver %s listening on %s:%d (pid %d)", self.ae_title, self.bind, self.port, os.getpid())
+        logger.info(
+            "DICOM receiver %s listening on %s:%d (pid %d)", self.ae_title, self.bind, self.port, os.getpid()
+        )
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -224,9 +230,16 @@ class Receiver:
             # As pynetdicom does for its own rejections: wait until the A-ASSOCIATE-RJ has gone out, or the
             # socket is shut down first and the peer sees an abort instead of the reason.
             event.assoc.kill()
-            self.log.submit(lambda: log_event("receiver", "association_rejected", actor=f"{calling}@{peer}",
-                                              outcome=Outcome.REJECTED, message=decision.reason,
-                                              details={"called_ae": called}))
+            self.log.submit(
+                lambda: log_event(
+                    "receiver",
+                    "association_rejected",
+                    actor=f"{calling}@{peer}",
+                    outcome=Outcome.REJECTED,
+                    message=decision.reason,
+                    details={"called_ae": called},
+                )
+            )
             return
         event.assoc.rtbank = AssociationContext(spool.new_source_id("a"), decision, calling, called, peer)
 
@@ -252,9 +265,13 @@ class Receiver:
         try:
             if tmp is None or tmp.error:
                 raise OSError(tmp.error if tmp else "incoming file missing")
-            summary = check_part10_file(path, expected_sop_instance_uid=str(req.AffectedSOPInstanceUID).strip())
+            summary = check_part10_file(
+                path, expected_sop_instance_uid=str(req.AffectedSOPInstanceUID).strip()
+            )
             if summary.sop_class_uid != str(req.AffectedSOPClassUID).strip():
-                return self._refuse(ctx, status.DATASET_DOES_NOT_MATCH_SOP_CLASS, "dataset SOP class differs from the request")
+                return self._refuse(
+                    ctx, status.DATASET_DOES_NOT_MATCH_SOP_CLASS, "dataset SOP class differs from the request"
+                )
             with ctx.lock:
                 if not ctx.source_written or not (self.dirs.ready / f"{ctx.source_id}.json").exists():
                     spool.write_source(self.dirs, ctx.source_id, ctx.info())
@@ -281,17 +298,29 @@ class Receiver:
         ctx: AssociationContext | None = getattr(event.assoc, "rtbank", None)
         if ctx is None or not (ctx.stored or ctx.refused):
             return
-        self.log.submit(lambda: log_event(
-            "receiver", "association_closed", actor=f"{ctx.calling_ae}@{ctx.peer}",
-            outcome=Outcome.OK if not ctx.refused else Outcome.WARNING, object_type="source", object_id=ctx.source_id,
-            message=f"{ctx.stored} stored, {ctx.refused} refused",
-            details={"called_ae": ctx.called_ae, "node": ctx.sender.node_name},
-        ))
+        self.log.submit(
+            lambda: log_event(
+                "receiver",
+                "association_closed",
+                actor=f"{ctx.calling_ae}@{ctx.peer}",
+                outcome=Outcome.OK if not ctx.refused else Outcome.WARNING,
+                object_type="source",
+                object_id=ctx.source_id,
+                message=f"{ctx.stored} stored, {ctx.refused} refused",
+                details={"called_ae": ctx.called_ae, "node": ctx.sender.node_name},
+            )
+        )
 
 
 def _log_refused(actor: str, code: int, reason: str) -> None:
-    log_event("receiver", "store_refused", actor=actor, outcome=Outcome.REJECTED,
-              message=f"0x{code:04X}: {reason}", details={"status": code})
+    log_event(
+        "receiver",
+        "store_refused",
+        actor=actor,
+        outcome=Outcome.REJECTED,
+        message=f"0x{code:04X}: {reason}",
+        details={"status": code},
+    )
 
 
 def register_private_storage_classes() -> None:
@@ -334,7 +363,9 @@ def serve(processes: int = 1, port: int | None = None) -> int:
     while not stop.wait(1.0):
         for i, child in enumerate(children):
             if child.poll() is not None:
-                logger.warning("receiver process %d exited with %s; restarting it", child.pid, child.returncode)
+                logger.warning(
+                    "receiver process %d exited with %s; restarting it", child.pid, child.returncode
+                )
                 children[i] = subprocess.Popen(args)
     for child in children:
         child.terminate()

@@ -51,7 +51,9 @@ ANALYSIS = "analysis"
 def register_ready_files(worker_id: str, limit: int = 5000) -> int:
     """Turn files in ``spool/ready`` into ingest rows (idempotent), then move them to ``spool/queued``."""
     dirs = spool.spool_dirs()
-    names = sorted(e.name for e in os.scandir(dirs.ready) if e.name.endswith(".dcm") and spool.ITEM_NAME.match(e.name))
+    names = sorted(
+        e.name for e in os.scandir(dirs.ready) if e.name.endswith(".dcm") and spool.ITEM_NAME.match(e.name)
+    )
     names = names[:limit]
     if not names:
         return 0
@@ -122,8 +124,14 @@ def ingest_item(item: WorkItem, batch: Batch) -> dict[str, Any] | None:
         prepare_ingest([item], batch)
         parsed = batch.data["parsed"][item.pk]
     if isinstance(parsed, PermanentError):
-        log_event("worker", "ingest_rejected", outcome=Outcome.REJECTED, object_type="spool", object_id=item.key,
-                  message=str(parsed)[:500])
+        log_event(
+            "worker",
+            "ingest_rejected",
+            outcome=Outcome.REJECTED,
+            object_type="spool",
+            object_id=item.key,
+            message=str(parsed)[:500],
+        )
         raise parsed
     if isinstance(parsed, Exception):
         raise parsed
@@ -135,7 +143,7 @@ def ingest_item(item: WorkItem, batch: Batch) -> dict[str, Any] | None:
         blob_key=make_key(file_sha, timezone.now()),
         size=len(data),
         file_sha256=file_sha,
-        content_sha256=hashlib.sha256(memoryview(data)[dataset_offset(data):]).hexdigest(),
+        content_sha256=hashlib.sha256(memoryview(data)[dataset_offset(data) :]).hexdigest(),
         transfer_syntax_uid=parsed.transfer_syntax_uid,
     )
     result = file_object(parsed.ds, parsed.keys, stored, parsed.source, cache)
@@ -159,7 +167,9 @@ def _source(payload: dict[str, Any], name: str, batch: Batch) -> Source:
     code = payload.get("institution") or ""
     institutions: dict[str, int | None] = batch.data.setdefault("institutions", {})
     if code not in institutions:
-        institutions[code] = Institution.objects.filter(code=code).values_list("pk", flat=True).first() if code else None
+        institutions[code] = (
+            Institution.objects.filter(code=code).values_list("pk", flat=True).first() if code else None
+        )
     return Source(
         via=payload.get("via", "dicom"),
         institution_id=institutions[code],
@@ -168,7 +178,9 @@ def _source(payload: dict[str, Any], name: str, batch: Batch) -> Source:
         calling_ae=payload.get("calling_ae", ""),
         called_ae=payload.get("called_ae", ""),
         spool_name=name,
-        provenance={k: payload[k] for k in ("harvest_run", "source_node", "upload", "import_path") if k in payload},
+        provenance={
+            k: payload[k] for k in ("harvest_run", "source_node", "upload", "import_path") if k in payload
+        },
     )
 
 
@@ -187,8 +199,14 @@ def _finish_batch(batch: Batch) -> None:
     for patient_id in sorted({patient for (_, _, patient) in access}):
         work.enqueue(ANALYSIS, f"patient:{patient_id}", {"patient": patient_id})
     AccessLog.objects.bulk_create(
-        AccessLog(actor=actor, action="store_in", object_type="patient", object_id=str(patient), outcome="allowed",
-                  details={"source": source_id, "instances": n})
+        AccessLog(
+            actor=actor,
+            action="store_in",
+            object_type="patient",
+            object_id=str(patient),
+            outcome="allowed",
+            details={"source": source_id, "instances": n},
+        )
         for (actor, source_id, patient), n in access.items()
     )
 

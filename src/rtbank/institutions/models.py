@@ -51,7 +51,9 @@ class Node(models.Model):
     ae_title = models.CharField(max_length=16, validators=[AE_TITLE])
     host = models.CharField(max_length=64, validators=[validate_host], help_text="IP address or CIDR")
     port = models.PositiveIntegerField()
-    institution = models.ForeignKey(Institution, null=True, blank=True, on_delete=models.PROTECT, related_name="nodes")
+    institution = models.ForeignKey(
+        Institution, null=True, blank=True, on_delete=models.PROTECT, related_name="nodes"
+    )
     roles = models.JSONField(default=list, help_text="subset of send, dest, harvest")
     options = models.JSONField(default=dict, blank=True, help_text="per-node settings (timeouts, politeness)")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -94,7 +96,9 @@ class UserProfile(models.Model):
     """
 
     user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="profile")
-    institution = models.ForeignKey(Institution, null=True, blank=True, on_delete=models.PROTECT, related_name="people")
+    institution = models.ForeignKey(
+        Institution, null=True, blank=True, on_delete=models.PROTECT, related_name="people"
+    )
     roles = models.JSONField(default=list, blank=True, help_text="subset of data_manager, uploader")
     phone = models.CharField(max_length=32, blank=True, help_text="for SMS notifications (E.164)")
     notify_mode = models.CharField(max_length=16, choices=NotifyMode.choices, default=NotifyMode.IMMEDIATE)

@@ -62,8 +62,14 @@ def add_node(
     node.full_clean()
     with transaction.atomic():
         node.save()
-        log_event("admin", "node_added", actor=actor, object_type="node", object_id=name,
-                  details={"ae_title": node.ae_title, "host": host, "port": port, "roles": node.roles})
+        log_event(
+            "admin",
+            "node_added",
+            actor=actor,
+            object_type="node",
+            object_id=name,
+            details={"ae_title": node.ae_title, "host": host, "port": port, "roles": node.roles},
+        )
     return node
 
 

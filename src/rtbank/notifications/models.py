@@ -19,7 +19,9 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     digest = models.BooleanField(default=False, help_text="held for the daily digest")
     sms_sent_at = models.DateTimeField(null=True, blank=True)
-    digest_sent_at = models.DateTimeField(null=True, blank=True, help_text="when the digest holding it went out")
+    digest_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the digest holding it went out"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

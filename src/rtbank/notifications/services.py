@@ -35,7 +35,9 @@ EMAIL, SMS, DIGEST = "email", "sms", "digest"
 __all__ = ["NOTIFY", "Event", "deliver", "deliver_email", "notify", "queue_digests"]
 
 
-def notify(users: Iterable[User], event: str, subject: str, body: str, *, url: str = "") -> list[Notification]:
+def notify(
+    users: Iterable[User], event: str, subject: str, body: str, *, url: str = ""
+) -> list[Notification]:
     """Store a notification for each user and queue its delivery according to their preferences.
 
     ``event`` is an :class:`Event` (plain strings are accepted for compatibility). Texts must not contain
@@ -48,8 +50,14 @@ def notify(users: Iterable[User], event: str, subject: str, body: str, *, url: s
                 continue
             profile = UserProfile.objects.filter(user=user).first()
             mode = profile.notify_mode if profile else NotifyMode.IMMEDIATE
-            n = Notification.objects.create(user=user, event=str(event)[:48], subject=subject[:200], body=body,
-                                            url=url, digest=mode == NotifyMode.DIGEST)
+            n = Notification.objects.create(
+                user=user,
+                event=str(event)[:48],
+                subject=subject[:200],
+                body=body,
+                url=url,
+                digest=mode == NotifyMode.DIGEST,
+            )
             created.append(n)
             if mode != NotifyMode.IMMEDIATE:
                 continue
@@ -77,7 +85,9 @@ def deliver_email(item: WorkItem, batch: Batch) -> dict:
     n = Notification.objects.select_related("user").get(pk=item.payload["notification"])
     if n.email_sent_at:
         return {"sent": "already"}
-    send_mail(f"[rtbank] {n.subject}", n.body + _link(n.url, "\n\n"), settings.DEFAULT_FROM_EMAIL, [n.user.email])
+    send_mail(
+        f"[rtbank] {n.subject}", n.body + _link(n.url, "\n\n"), settings.DEFAULT_FROM_EMAIL, [n.user.email]
+    )
     Notification.objects.filter(pk=n.pk).update(email_sent_at=timezone.now())
     return {"sent": n.user.email and "email"}
 
@@ -100,32 +110,48 @@ def queue_digests(period: str) -> dict[str, int]:
     until = timezone.now()
     users = (
         Notification.objects.filter(digest=True, digest_sent_at__isnull=True, created_at__lte=until)
-        .values_list("user_id", flat=True).distinct().order_by("user_id")
+        .values_list("user_id", flat=True)
+        .distinct()
+        .order_by("user_id")
     )
     queued = 0
     for user_id in users:
-        work.enqueue(NOTIFY, f"{DIGEST}:{user_id}:{period}",
-                     {"channel": DIGEST, "user": user_id, "until": until.isoformat()}, rearm=False)
+        work.enqueue(
+            NOTIFY,
+            f"{DIGEST}:{user_id}:{period}",
+            {"channel": DIGEST, "user": user_id, "until": until.isoformat()},
+            rearm=False,
+        )
         queued += 1
     return {"digests": queued}
 
 
 def _deliver_digest(item: WorkItem) -> dict[str, Any]:
     user = User.objects.get(pk=item.payload["user"])
-    held = list(Notification.objects.filter(user=user, digest=True, digest_sent_at__isnull=True,
-                                            created_at__lte=item.payload["until"]).order_by("created_at", "id"))
+    held = list(
+        Notification.objects.filter(
+            user=user, digest=True, digest_sent_at__isnull=True, created_at__lte=item.payload["until"]
+        ).order_by("created_at", "id")
+    )
     if not held:
         return {"sent": "nothing held"}
     lines = [f"{len(held)} notification(s) since the last digest:", ""]
     for n in held:
-        lines += [f"* {n.created_at:%Y-%m-%d %H:%M} {n.subject}", *(f"  {line}" for line in n.body.splitlines()[:6])]
+        lines += [
+            f"* {n.created_at:%Y-%m-%d %H:%M} {n.subject}",
+            *(f"  {line}" for line in n.body.splitlines()[:6]),
+        ]
         if n.url:
             lines.append(f"  {_link(n.url)}")
         lines.append("")
     sent = []
     if user.email:
-        send_mail(f"[rtbank] daily digest: {len(held)} notification(s)", "\n".join(lines),
-                  settings.DEFAULT_FROM_EMAIL, [user.email])
+        send_mail(
+            f"[rtbank] daily digest: {len(held)} notification(s)",
+            "\n".join(lines),
+            settings.DEFAULT_FROM_EMAIL,
+            [user.email],
+        )
         sent.append(EMAIL)
     profile = UserProfile.objects.filter(user=user).first()
     if _wants_sms(profile):
@@ -137,8 +163,9 @@ def _deliver_digest(item: WorkItem) -> dict[str, Any]:
             if not sent:
                 raise  # nothing went out: retry the whole digest later
     now = timezone.now()
-    Notification.objects.filter(pk__in=[n.pk for n in held]).update(digest_sent_at=now,
-                                                                      email_sent_at=now if user.email else None)
+    Notification.objects.filter(pk__in=[n.pk for n in held]).update(
+        digest_sent_at=now, email_sent_at=now if user.email else None
+    )
     return {"sent": sent, "notifications": len(held)}
 
 

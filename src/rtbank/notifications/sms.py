@@ -36,8 +36,12 @@ class WebhookSmsGateway:
 
     def send(self, to: str, text: str) -> None:
         body = json.dumps({"to": to, "text": text[:MAX_SMS_CHARS], "sender": self.sender}).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST",  # noqa: S310 - http(s) checked above
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(  # noqa: S310 - http(s) checked in __init__
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
@@ -55,5 +59,6 @@ def sms_gateway() -> SmsGateway | None:
     """The configured gateway (``RTBANK_SMS_WEBHOOK_URL``), or ``None`` when SMS is not set up."""
     if not settings.SMS_WEBHOOK_URL:
         return None
-    return WebhookSmsGateway(settings.SMS_WEBHOOK_URL, settings.SMS_WEBHOOK_TOKEN, settings.SMS_SENDER,
-                             settings.SMS_TIMEOUT_S)
+    return WebhookSmsGateway(
+        settings.SMS_WEBHOOK_URL, settings.SMS_WEBHOOK_TOKEN, settings.SMS_SENDER, settings.SMS_TIMEOUT_S
+    )

@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
+from django.utils import timezone
 
 from rtbank.catalog.indexing import audit_return_q
 from rtbank.catalog.models import Instance, InstanceState, Patient, PlanBundleMember
@@ -47,7 +48,7 @@ def is_site_admin(user: Any) -> bool:
 
 
 def today() -> dt.date:
-    return dt.date.today()
+    return timezone.localdate()
 
 
 def search_fingerprint(text: str) -> str:
@@ -62,7 +63,9 @@ def search_fingerprint(text: str) -> str:
     from django.conf import settings
 
     normalised = " ".join(text.lower().split())
-    return hmac.new(settings.SECRET_KEY.encode(), b"rtbank-search:" + normalised.encode(), hashlib.sha256).hexdigest()[:20]
+    return hmac.new(
+        settings.SECRET_KEY.encode(), b"rtbank-search:" + normalised.encode(), hashlib.sha256
+    ).hexdigest()[:20]
 
 
 def active_projects(on: dt.date | None = None) -> QuerySet[Project]:
@@ -109,7 +112,9 @@ class Access:
 
     @property
     def label(self) -> str:
-        return self.user.get_username() if self.user is not None and self.user.is_authenticated else "anonymous"
+        return (
+            self.user.get_username() if self.user is not None and self.user.is_authenticated else "anonymous"
+        )
 
     @property
     def site_admin(self) -> bool:
@@ -141,9 +146,19 @@ class Access:
         return ProjectSubject.objects.filter(project=project)
 
     def subject(self, project: Project, subject_id: str, action: str) -> ProjectSubject:
-        subject = ProjectSubject.objects.filter(project=project, subject_id=subject_id).select_related("patient").first()
-        self.record(action, "subject", subject.patient_id if subject else subject_id, ALLOWED if subject else NOT_FOUND,
-                    project=project, subject=subject_id)
+        subject = (
+            ProjectSubject.objects.filter(project=project, subject_id=subject_id)
+            .select_related("patient")
+            .first()
+        )
+        self.record(
+            action,
+            "subject",
+            subject.patient_id if subject else subject_id,
+            ALLOWED if subject else NOT_FOUND,
+            project=project,
+            subject=subject_id,
+        )
         if subject is None:
             raise Http404("no such subject")
         return subject
@@ -159,7 +174,9 @@ class Access:
         known = [p for p in holding if p.pk in self.permissions]
         allowed = [p for p in known if self.has(p, permission)]
         if not known:
-            self.record(action, "instance", instance.pk if instance else uid, NOT_FOUND, permission=permission)
+            self.record(
+                action, "instance", instance.pk if instance else uid, NOT_FOUND, permission=permission
+            )
             raise Http404("no such object")
         if not allowed:
             self.record(action, "instance", instance.pk, DENIED, project=known[0], permission=permission)
@@ -180,7 +197,9 @@ class Access:
     def inbox_patients(self) -> QuerySet[Patient]:
         """Patients with data in no project, for site admins (all) and data managers (their institution)."""
         unassigned = Patient.objects.exclude(Exists(ProjectSubject.objects.filter(patient=OuterRef("pk"))))
-        unassigned = unassigned.exclude(audit_return_q())  # returned audit data is not clinical: never in the inbox
+        unassigned = unassigned.exclude(
+            audit_return_q()
+        )  # returned audit data is not clinical: never in the inbox
         if self.site_admin:
             return unassigned
         profile = getattr(self.user, "profile", None) if self.user.is_authenticated else None
@@ -204,12 +223,19 @@ class Access:
 
     def assignable_projects(self) -> QuerySet[Project]:
         collecting = active_projects().filter(status=ProjectStatus.COLLECTING)
-        return collecting if self.site_admin else collecting.filter(pk__in=list(self.projects(Permission.ASSIGN)
-                                                                               .values_list("pk", flat=True)))
+        return (
+            collecting
+            if self.site_admin
+            else collecting.filter(pk__in=list(self.projects(Permission.ASSIGN).values_list("pk", flat=True)))
+        )
 
     def upload_institution(self) -> Any:
         """The institution this person uploads for (``uploader`` role), else ``None``."""
-        profile = getattr(self.user, "profile", None) if self.user is not None and self.user.is_authenticated else None
+        profile = (
+            getattr(self.user, "profile", None)
+            if self.user is not None and self.user.is_authenticated
+            else None
+        )
         if profile is None or not profile.institution_id or not profile.has_role("uploader"):
             return None
         return profile.institution
@@ -244,12 +270,21 @@ class Access:
 
     def plan(self, project: Project, uid: str, action: str) -> Instance:
         """A plan the project holds, by SOP Instance UID (404 otherwise; logged either way)."""
-        plan = (Instance.objects.filter(sop_instance_uid=uid, state=InstanceState.CURRENT, kind__in=PLAN_KINDS)
-                .select_related("series__study").first())
-        if plan is not None and not instances_in(project, kinds=PLAN_KINDS, patient=plan.series.study.patient_id
-                                                 ).filter(pk=plan.pk).exists():
+        plan = (
+            Instance.objects.filter(sop_instance_uid=uid, state=InstanceState.CURRENT, kind__in=PLAN_KINDS)
+            .select_related("series__study")
+            .first()
+        )
+        if (
+            plan is not None
+            and not instances_in(project, kinds=PLAN_KINDS, patient=plan.series.study.patient_id)
+            .filter(pk=plan.pk)
+            .exists()
+        ):
             plan = None
-        self.record(action, "instance", plan.pk if plan else uid, ALLOWED if plan else NOT_FOUND, project=project)
+        self.record(
+            action, "instance", plan.pk if plan else uid, ALLOWED if plan else NOT_FOUND, project=project
+        )
         if plan is None:
             raise Http404("no such plan in this project")
         return plan
@@ -259,57 +294,106 @@ class Access:
         instances = instances_in(project)
         wanted = list(subject_ids)
         if wanted:
-            patients = ProjectSubject.objects.filter(project=project, subject_id__in=wanted).values("patient_id")
+            patients = ProjectSubject.objects.filter(project=project, subject_id__in=wanted).values(
+                "patient_id"
+            )
             instances = instances.filter(series__study__patient_id__in=patients)
         return instances
 
     def labeller(self, project: Project) -> Callable[[Patient], str]:
         """Patient → the name exports and CSVs use: the subject ID, or the Patient ID with ``identifiers``."""
-        subject_ids = dict(ProjectSubject.objects.filter(project=project).values_list("patient_id", "subject_id"))
+        subject_ids = dict(
+            ProjectSubject.objects.filter(project=project).values_list("patient_id", "subject_id")
+        )
         if self.shows_identifiers(project):
             return lambda patient: patient.patient_id
         return lambda patient: subject_ids.get(patient.pk, f"{project.code}-unknown-{patient.pk}")
 
     def export_job(self, pk: int, action: str) -> ExportJob:
         """One of the person's own export jobs, while they still hold ``download`` on its project."""
-        job = ExportJob.objects.filter(pk=pk, user_id=getattr(self.user, "pk", None)).select_related("project").first()
+        job = (
+            ExportJob.objects.filter(pk=pk, user_id=getattr(self.user, "pk", None))
+            .select_related("project")
+            .first()
+        )
         if job is None or job.project_id not in self.permissions:
             self.record(action, "export", pk, NOT_FOUND)
             raise Http404("no such export")
         if not self.has(job.project, Permission.DOWNLOAD):
-            self.record(action, "export", pk, DENIED, project=job.project, permission=Permission.DOWNLOAD.value)
+            self.record(
+                action, "export", pk, DENIED, project=job.project, permission=Permission.DOWNLOAD.value
+            )
             raise PermissionDenied("you need the 'download' permission on this project")
         return job
 
     # --- the access log ------------------------------------------------------------------------------
-    def record(self, action: str, object_type: str, object_id: object, outcome: str,
-               project: Project | None = None, **details: Any) -> None:
+    def record(
+        self,
+        action: str,
+        object_type: str,
+        object_id: object,
+        outcome: str,
+        project: Project | None = None,
+        **details: Any,
+    ) -> None:
         AccessLog.objects.create(
             user=self.user if self.user is not None and self.user.is_authenticated else None,
-            actor=self.label, action=action[:32], object_type=object_type, object_id=str(object_id)[:100],
-            project=project, outcome=outcome, remote_addr=self.remote_addr, details=details,
+            actor=self.label,
+            action=action[:32],
+            object_type=object_type,
+            object_id=str(object_id)[:100],
+            project=project,
+            outcome=outcome,
+            remote_addr=self.remote_addr,
+            details=details,
         )
 
-    def record_search(self, action: str, object_type: str, object_id: object, query: str,
-                      project: Project | None = None, **details: Any) -> None:
+    def record_search(
+        self,
+        action: str,
+        object_type: str,
+        object_id: object,
+        query: str,
+        project: Project | None = None,
+        **details: Any,
+    ) -> None:
         """A list or search view: logged with the search's fingerprint (see :func:`search_fingerprint`)."""
         if query:
             details["search"] = search_fingerprint(query)
         self.record(action, object_type, object_id, ALLOWED, project=project, **details)
 
-    def record_many(self, action: str, object_type: str, object_ids: Iterable[object], outcome: str,
-                    project: Project | None = None, **details: Any) -> int:
+    def record_many(
+        self,
+        action: str,
+        object_type: str,
+        object_ids: Iterable[object],
+        outcome: str,
+        project: Project | None = None,
+        **details: Any,
+    ) -> int:
         """One access-log row per object (e.g. each patient of an export), written in one statement."""
         user = self.user if self.user is not None and self.user.is_authenticated else None
-        rows = [AccessLog(user=user, actor=self.label, action=action[:32], object_type=object_type,
-                          object_id=str(object_id)[:100], project=project, outcome=outcome,
-                          remote_addr=self.remote_addr, details=details) for object_id in object_ids]
+        rows = [
+            AccessLog(
+                user=user,
+                actor=self.label,
+                action=action[:32],
+                object_type=object_type,
+                object_id=str(object_id)[:100],
+                project=project,
+                outcome=outcome,
+                remote_addr=self.remote_addr,
+                details=details,
+            )
+            for object_id in object_ids
+        ]
         AccessLog.objects.bulk_create(rows, batch_size=500)
         return len(rows)
 
 
-def instances_in(project: Project, *, kinds: Iterable[str] | None = None,
-                 patient: Patient | int | None = None) -> QuerySet[Instance]:
+def instances_in(
+    project: Project, *, kinds: Iterable[str] | None = None, patient: Patient | int | None = None
+) -> QuerySet[Instance]:
     """Current instances of ``project``: all data of whole-patient subjects, and assigned plans' bundles.
 
     Built as one ``id IN (… UNION ALL …)`` subquery driven from the project's own (small) rows — subjects,
@@ -326,8 +410,11 @@ def instances_in(project: Project, *, kinds: Iterable[str] | None = None,
     bundled = PlanBundleMember.objects.filter(plan_id__in=plans.values("plan_id"))
     if kinds is not None:
         kinds = list(kinds)
-        of_whole, bundled, plans = (of_whole.filter(kind__in=kinds), bundled.filter(member__kind__in=kinds),
-                                    plans.filter(plan__kind__in=kinds))
+        of_whole, bundled, plans = (
+            of_whole.filter(kind__in=kinds),
+            bundled.filter(member__kind__in=kinds),
+            plans.filter(plan__kind__in=kinds),
+        )
     members = of_whole.values("pk").union(bundled.values("member_id"), plans.values("plan_id"), all=True)
     return Instance.objects.filter(state=InstanceState.CURRENT, pk__in=members)
 
@@ -338,5 +425,3 @@ def projects_holding(instance: Instance) -> list[Project]:
     whole = Q(subjects__whole_patient=True, subjects__patient_id=patient_id)
     plans = Q(subjects__plans__plan__bundle_members__member=instance) | Q(subjects__plans__plan=instance)
     return list(Project.objects.filter(whole | plans).distinct())
-
-

@@ -29,18 +29,54 @@ from rtbank.dicom.anonymize.tables import ResolvedActions, action_table
 
 CHECKED_VRS = frozenset({"PN", "DA", "DT"})
 # Identity attributes that are neither names nor dates (PatientID is the pseudonym, see above).
-IDENTITY_KEYWORDS = frozenset({
-    "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress",
-    "PatientTelephoneNumbers", "MedicalRecordLocator", "AccessionNumber", "InstitutionName",
-    "InstitutionAddress", "InstitutionalDepartmentName", "IssuerOfPatientID", "PatientBirthName",
-    "PatientMotherBirthName", "MilitaryRank", "BranchOfService", "AdmissionID", "PatientInsurancePlanCodeSequence",
-    "ReferencedPatientSequence", "PersonIdentificationCodeSequence", "PatientComments",
-    "AdditionalPatientHistory", "StationName", "DeviceSerialNumber",
-})
-DUMMY_VALUES = frozenset({
-    "", "ANONYMIZED", "ANONYMISED", "ANONYMOUS", "ANON", "REMOVED", "DEIDENTIFIED", "DE-IDENTIFIED", "NONE",
-    "UNKNOWN", "XXX", "XXXX", "XXXXX", "***", "DUMMY", "19000101", "19000101000000",
-})
+IDENTITY_KEYWORDS = frozenset(
+    {
+        "OtherPatientIDs",
+        "OtherPatientIDsSequence",
+        "OtherPatientNames",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+        "MedicalRecordLocator",
+        "AccessionNumber",
+        "InstitutionName",
+        "InstitutionAddress",
+        "InstitutionalDepartmentName",
+        "IssuerOfPatientID",
+        "PatientBirthName",
+        "PatientMotherBirthName",
+        "MilitaryRank",
+        "BranchOfService",
+        "AdmissionID",
+        "PatientInsurancePlanCodeSequence",
+        "ReferencedPatientSequence",
+        "PersonIdentificationCodeSequence",
+        "PatientComments",
+        "AdditionalPatientHistory",
+        "StationName",
+        "DeviceSerialNumber",
+    }
+)
+DUMMY_VALUES = frozenset(
+    {
+        "",
+        "ANONYMIZED",
+        "ANONYMISED",
+        "ANONYMOUS",
+        "ANON",
+        "REMOVED",
+        "DEIDENTIFIED",
+        "DE-IDENTIFIED",
+        "NONE",
+        "UNKNOWN",
+        "XXX",
+        "XXXX",
+        "XXXXX",
+        "***",
+        "DUMMY",
+        "19000101",
+        "19000101000000",
+    }
+)
 _ACTIONS_THAT_CLEAR = frozenset({"X", "Z", "X/Z", "D", "X/D", "Z/D", "X/Z/D"})
 _CODE_TO_OPTION = {code: option for option, (code, _meaning) in OPTION_CODES.items()}
 
@@ -78,8 +114,9 @@ def remaining_identifiers(ds: Dataset) -> list[Offence]:
     return found
 
 
-def _walk(ds: Dataset, parents: tuple[str, ...], actions: ResolvedActions, pseudonym: str,
-          found: list[Offence]) -> None:
+def _walk(
+    ds: Dataset, parents: tuple[str, ...], actions: ResolvedActions, pseudonym: str, found: list[Offence]
+) -> None:
     for elem in ds:  # this level; sequence items recurse below
         tag = int(elem.tag)
         if elem.tag.is_private or elem.tag.group == 0x0002:
@@ -89,7 +126,11 @@ def _walk(ds: Dataset, parents: tuple[str, ...], actions: ResolvedActions, pseud
         action = actions.get(tag) or ""
         if elem.VR == "SQ":
             items: Sequence = elem.value or Sequence()
-            if action in ("X", "Z", "X/Z", "X/Z/D", "X/D", "Z/D", "D") and keyword in IDENTITY_KEYWORDS and len(items):
+            if (
+                action in ("X", "Z", "X/Z", "X/Z/D", "X/D", "Z/D", "D")
+                and keyword in IDENTITY_KEYWORDS
+                and len(items)
+            ):
                 found.append(Offence(tag, elem.name, " > ".join(path), action))
                 continue
             for item in items:

@@ -57,8 +57,10 @@ def relative_path(inst: Instance, label: str) -> PurePosixPath:
     return PurePosixPath(
         safe_name(label, f"patient-{study.patient_id}"),
         safe_name(f"{study.date or 'nodate'}_{study.description}", f"study-{study.pk}")[:60],
-        safe_name(f"{series.modality}_{series.number if series.number is not None else ''}_{series.description}",
-                  f"series-{series.pk}")[:60],
+        safe_name(
+            f"{series.modality}_{series.number if series.number is not None else ''}_{series.description}",
+            f"series-{series.pk}",
+        )[:60],
         f"{inst.kind}_{number:05d}_{inst.pk}.dcm",
     )
 
@@ -68,8 +70,13 @@ def ordered(instances: QuerySet[Instance]) -> QuerySet[Instance]:
 
 
 def patients_of(instances: QuerySet[Instance]) -> list[int]:
-    return sorted(set(Instance.objects.filter(pk__in=instances.values("pk"))
-                      .values_list("series__study__patient_id", flat=True)))
+    return sorted(
+        set(
+            Instance.objects.filter(pk__in=instances.values("pk")).values_list(
+                "series__study__patient_id", flat=True
+            )
+        )
+    )
 
 
 # --- streamed zip ----------------------------------------------------------------------------------------
@@ -118,7 +125,10 @@ def stream_instances(instances: QuerySet[Instance], label: Callable[[Patient], s
 
     def entries() -> Iterator[tuple[str, Callable[[], Any]]]:
         for inst in ordered(instances).iterator(chunk_size=500):
-            yield str(relative_path(inst, label(inst.series.study.patient))), lambda key=inst.blob_key: store.open(key)
+            yield (
+                str(relative_path(inst, label(inst.series.study.patient))),
+                lambda key=inst.blob_key: store.open(key),
+            )
 
     return zip_stream(entries())
 
@@ -135,13 +145,19 @@ def start_job(access: Access, project: Project, subject_ids: list[str]) -> Expor
     """Create the job and its work row; the caller has checked ``download`` on ``project``."""
     instances = access.export_instances(project, subject_ids)
     files, size = size_of(instances)
-    job = ExportJob.objects.create(user=access.user, project=project, subject_ids=subject_ids,
-                                   identifiers=access.shows_identifiers(project), total_files=files,
-                                   total_bytes=size)
+    job = ExportJob.objects.create(
+        user=access.user,
+        project=project,
+        subject_ids=subject_ids,
+        identifiers=access.shows_identifiers(project),
+        total_files=files,
+        total_bytes=size,
+    )
     job.folder = safe_name(f"{project.code}-{timezone.localdate():%Y%m%d}-{job.pk}", f"export-{job.pk}")
     job.save(update_fields=["folder"])
-    access.record_many("export_job", "patient", patients_of(instances), ALLOWED, project=project,
-                       job=job.pk, files=files)
+    access.record_many(
+        "export_job", "patient", patients_of(instances), ALLOWED, project=project, job=job.pk, files=files
+    )
     work.enqueue(EXPORT, f"job:{job.pk}", {"job": job.pk})
     return job
 
@@ -165,8 +181,11 @@ def run_export_step(item: WorkItem, batch: Batch) -> dict[str, Any]:
         access.record("export_job", "export", job.pk, DENIED, project=job.project, reason=refusal)
         _finish(job, JobState.FAILED, refusal)
         return {"state": job.state}
-    chunk = list(ordered(access.export_instances(job.project, job.subject_ids).filter(pk__gt=job.cursor))
-                 [: settings.EXPORT_CHUNK_FILES])
+    chunk = list(
+        ordered(access.export_instances(job.project, job.subject_ids).filter(pk__gt=job.cursor))[
+            : settings.EXPORT_CHUNK_FILES
+        ]
+    )
     if chunk:
         label = (lambda p: p.patient_id) if job.identifiers else access.labeller(job.project)
         export_tree(chunk, job_folder(job), subject_label=label)
@@ -200,10 +219,14 @@ def _finish(job: ExportJob, state: str, error: str) -> None:
         job_folder(job).mkdir(parents=True, exist_ok=True)
     job.save()
     what = "is ready" if state == JobState.DONE else "failed"
-    notify([job.user], "export_ready" if state == JobState.DONE else "export_failed",
-           f"Export of {job.project.code} {what}",
-           f"Your export #{job.pk} of project {job.project.code} {what}: {job.done_files} files"
-           f"{' — ' + error if error else ''}.", url=f"/exports/{job.pk}/")
+    notify(
+        [job.user],
+        "export_ready" if state == JobState.DONE else "export_failed",
+        f"Export of {job.project.code} {what}",
+        f"Your export #{job.pk} of project {job.project.code} {what}: {job.done_files} files"
+        f"{' — ' + error if error else ''}.",
+        url=f"/exports/{job.pk}/",
+    )
 
 
 def remove_old_exports(older_than: dt.timedelta = dt.timedelta(days=14)) -> int:

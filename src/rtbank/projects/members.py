@@ -43,7 +43,9 @@ class Member:
 
 def members_of(project: Project) -> list[Member]:
     by_user: dict[int, Member] = {}
-    for g in Grant.objects.filter(project=project).select_related("user").order_by("user__username", "permission"):
+    for g in (
+        Grant.objects.filter(project=project).select_related("user").order_by("user__username", "permission")
+    ):
         by_user.setdefault(g.user_id, Member(g.user)).grants.append(g)
     return list(by_user.values())
 
@@ -71,7 +73,9 @@ def check_until(until: dt.date) -> None:
         raise ValidationError(f"a grant runs at most {settings.GRANT_MAX_DAYS} days; choose an earlier date")
 
 
-def give(access: Access, project: Project, username: str, permissions: Iterable[str], until: dt.date) -> list[Grant]:
+def give(
+    access: Access, project: Project, username: str, permissions: Iterable[str], until: dt.date
+) -> list[Grant]:
     user = User.objects.filter(username=username, is_active=True).first()
     if user is None:
         raise ValidationError(f"no active user {username!r}")

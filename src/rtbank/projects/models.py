@@ -7,6 +7,7 @@ import datetime as dt
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from rtbank.institutions.models import AE_TITLE
 
@@ -50,27 +51,38 @@ class Project(models.Model):
     principal_investigator = models.CharField(max_length=200, blank=True)
     institutions = models.ManyToManyField("institutions.Institution", blank=True, related_name="projects")
     status = models.CharField(max_length=16, choices=ProjectStatus.choices, default=ProjectStatus.COLLECTING)
-    ae_title = models.CharField(max_length=16, blank=True, validators=[AE_TITLE],
-                                help_text="optional AE title centres send to (accepted by the receiver)")
+    ae_title = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[AE_TITLE],
+        help_text="optional AE title centres send to (accepted by the receiver)",
+    )
     renew_by = models.DateField(help_text="not renewed by this date: every grant on the project is suspended")
     subject_prefix = models.CharField(max_length=16, blank=True, help_text="prefix of assigned subject IDs")
-    renewal_reminded_for = models.DateField(null=True, blank=True,
-                                            help_text="the renew_by date a renewal reminder was sent for")
-    destinations = models.ManyToManyField("institutions.Node", blank=True, related_name="projects",
-                                          help_text="nodes this project's data may be forwarded to")
+    renewal_reminded_for = models.DateField(
+        null=True, blank=True, help_text="the renew_by date a renewal reminder was sent for"
+    )
+    destinations = models.ManyToManyField(
+        "institutions.Node",
+        blank=True,
+        related_name="projects",
+        help_text="nodes this project's data may be forwarded to",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["code"]
         constraints = [
-            models.UniqueConstraint(fields=["ae_title"], condition=~models.Q(ae_title=""), name="project_ae_unique")
+            models.UniqueConstraint(
+                fields=["ae_title"], condition=~models.Q(ae_title=""), name="project_ae_unique"
+            )
         ]
 
     def __str__(self) -> str:
         return self.code
 
     def is_suspended(self, today: dt.date | None = None) -> bool:
-        return self.renew_by < (today or dt.date.today()) or self.status == ProjectStatus.ARCHIVED
+        return self.renew_by < (today or timezone.localdate()) or self.status == ProjectStatus.ARCHIVED
 
 
 class Grant(models.Model):
@@ -82,7 +94,9 @@ class Grant(models.Model):
     expires_on = models.DateField()
     granted_by = models.CharField(max_length=150)
     granted_at = models.DateTimeField(auto_now=True)
-    reminded_for = models.DateField(null=True, blank=True, help_text="the expiry date a reminder was sent for")
+    reminded_for = models.DateField(
+        null=True, blank=True, help_text="the expiry date a reminder was sent for"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "project", "permission"], name="grant_unique")]
@@ -187,8 +201,12 @@ class ExportJob(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exports")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
-    subject_ids = models.JSONField(default=list, blank=True, help_text="subject IDs; empty: the whole project")
-    identifiers = models.BooleanField(default=False, help_text="folders named by patient ID (else subject ID)")
+    subject_ids = models.JSONField(
+        default=list, blank=True, help_text="subject IDs; empty: the whole project"
+    )
+    identifiers = models.BooleanField(
+        default=False, help_text="folders named by patient ID (else subject ID)"
+    )
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.PENDING)
     total_files = models.PositiveIntegerField(default=0)
     total_bytes = models.PositiveBigIntegerField(default=0)
@@ -209,7 +227,11 @@ class ExportJob(models.Model):
 
     @property
     def percent(self) -> int:
-        return int(100 * self.done_files / self.total_files) if self.total_files else (100 if self.state == "done" else 0)
+        return (
+            int(100 * self.done_files / self.total_files)
+            if self.total_files
+            else (100 if self.state == "done" else 0)
+        )
 
 
 class Upload(models.Model):
@@ -217,7 +239,9 @@ class Upload(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
     institution = models.ForeignKey("institutions.Institution", on_delete=models.PROTECT, related_name="+")
-    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads")
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads"
+    )
     deidentified = models.BooleanField(default=False)
     files = models.PositiveIntegerField(default=0)
     stored = models.PositiveIntegerField(default=0)

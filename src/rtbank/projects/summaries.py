@@ -43,10 +43,14 @@ class SubjectRow:
     def status(self) -> str:
         if not self.plans:
             return "no plan"
-        return "complete" if not self.incomplete else f"{self.incomplete} of {len(self.plans)} plans incomplete"
+        return (
+            "complete" if not self.incomplete else f"{self.incomplete} of {len(self.plans)} plans incomplete"
+        )
 
 
-def filtered_subjects(access: Access, project: Project, query: str = "", institution: str = "") -> QuerySet[ProjectSubject]:
+def filtered_subjects(
+    access: Access, project: Project, query: str = "", institution: str = ""
+) -> QuerySet[ProjectSubject]:
     """Subjects matching a search: subject ID always; Patient ID and name only for holders of ``identifiers``."""
     qs = ProjectSubject.objects.filter(project=project).select_related("patient__institution")
     if query:
@@ -67,11 +71,14 @@ def subject_rows(access: Access, project: Project, subjects: list[ProjectSubject
     partial = [s.pk for s in subjects if not s.whole_patient]
     plans: dict[int, list[PlanCell]] = defaultdict(list)
     current = Instance.objects.filter(state=InstanceState.CURRENT, kind__in=PLAN_KINDS).select_related(
-        "plan", "series__study")
+        "plan", "series__study"
+    )
     # Two index-driven queries (an OR of the two would scan every plan of the catalog).
     found = list(current.filter(series__study__patient_id__in=whole)) if whole else []
     if partial:
-        found += list(current.filter(pk__in=ProjectPlan.objects.filter(subject_id__in=partial).values("plan_id")))
+        found += list(
+            current.filter(pk__in=ProjectPlan.objects.filter(subject_id__in=partial).values("plan_id"))
+        )
     for inst in sorted(found, key=lambda i: (i.received_at, i.pk)):
         plans[inst.series.study.patient_id].append(PlanCell(inst, getattr(inst, "plan", None)))
     for row in rows:
@@ -88,11 +95,17 @@ def plan_rows(project: Project) -> QuerySet[Instance]:
     )
 
 
-def plan_subject_labels(access: Access, project: Project, plans: list[Instance]) -> dict[int, tuple[str, str]]:
+def plan_subject_labels(
+    access: Access, project: Project, plans: list[Instance]
+) -> dict[int, tuple[str, str]]:
     """Plan instance id → (subject ID for links, label to show) for one page of plans."""
     patient_ids = {p.series.study.patient_id for p in plans}
-    subjects = {s.patient_id: s for s in ProjectSubject.objects.filter(project=project, patient_id__in=patient_ids)
-                .select_related("patient")}
+    subjects = {
+        s.patient_id: s
+        for s in ProjectSubject.objects.filter(project=project, patient_id__in=patient_ids).select_related(
+            "patient"
+        )
+    }
     out = {}
     for plan in plans:
         subject = subjects.get(plan.series.study.patient_id)
@@ -117,8 +130,13 @@ def patients_over_time(project: Project) -> dict[str, list[Any]]:
     returns a hundred rows, not thousands.
     """
     month = Substr(Cast("patient__created_at", output_field=CharField()), 1, 7)
-    per_month = (ProjectSubject.objects.filter(project=project).annotate(month=month)
-                 .values("month").annotate(n=Count("id")).order_by("month"))
+    per_month = (
+        ProjectSubject.objects.filter(project=project)
+        .annotate(month=month)
+        .values("month")
+        .annotate(n=Count("id"))
+        .order_by("month")
+    )
     labels, totals, running = [], [], 0
     for row in per_month:
         running += row["n"]

@@ -63,7 +63,15 @@ def scan(files: list[Any], *, check_identifiers: bool) -> Scan:
         for name, stream in _objects(upload.name, upload.file):
             try:
                 ds = pydicom.dcmread(stream, stop_before_pixels=True, force=True)
-            except (InvalidDicomError, ValueError, TypeError, KeyError, EOFError, AttributeError, RecursionError):
+            except (
+                InvalidDicomError,
+                ValueError,
+                TypeError,
+                KeyError,
+                EOFError,
+                AttributeError,
+                RecursionError,
+            ):
                 continue  # reported as "not DICOM" by the importer
             uid = str(ds.get("SOPInstanceUID", "") or "")
             if not uid:
@@ -110,14 +118,32 @@ def receive(access: Access, files: list[Any], *, deidentified: bool, project: Pr
     except ImportRefused as exc:
         raise UploadRefused(str(exc)) from None
     if found.offences:
-        access.record("upload", "upload", "", "refused", project=project, reason="identifiers remain",
-                      files=len(found.offences))
-        raise UploadRefused("the upload is marked de-identified, but identifiers remain; nothing was stored",
-                            summarise(found.offences))
-    upload = Upload.objects.create(user=access.user, institution=institution, project=project,
-                                   deidentified=deidentified, files=len(files))
-    info = {"institution": institution.code, "upload": upload.pk, "uploaded_by": access.label,
-            "deidentified": deidentified}
+        access.record(
+            "upload",
+            "upload",
+            "",
+            "refused",
+            project=project,
+            reason="identifiers remain",
+            files=len(found.offences),
+        )
+        raise UploadRefused(
+            "the upload is marked de-identified, but identifiers remain; nothing was stored",
+            summarise(found.offences),
+        )
+    upload = Upload.objects.create(
+        user=access.user,
+        institution=institution,
+        project=project,
+        deidentified=deidentified,
+        files=len(files),
+    )
+    info = {
+        "institution": institution.code,
+        "upload": upload.pk,
+        "uploaded_by": access.label,
+        "deidentified": deidentified,
+    }
     results: list[list[str]] = []
     for f in files:
         try:
@@ -137,10 +163,21 @@ def receive(access: Access, files: list[Any], *, deidentified: bool, project: Pr
     with transaction.atomic():
         upload.save()
         if upload.assignment:
-            work.enqueue(UPLOAD_ASSIGN, f"upload:{upload.pk}", {"upload": upload.pk, "uids": sorted(set(found.uids))},
-                         max_attempts=50)
-        access.record("upload", "upload", upload.pk, ALLOWED, project=project, stored=upload.stored,
-                      rejected=upload.rejected)
+            work.enqueue(
+                UPLOAD_ASSIGN,
+                f"upload:{upload.pk}",
+                {"upload": upload.pk, "uids": sorted(set(found.uids))},
+                max_attempts=50,
+            )
+        access.record(
+            "upload",
+            "upload",
+            upload.pk,
+            ALLOWED,
+            project=project,
+            stored=upload.stored,
+            rejected=upload.rejected,
+        )
     return upload
 
 
@@ -163,11 +200,17 @@ def assign_upload(item: WorkItem, batch: Batch) -> dict[str, Any]:
     project = upload.project
     if not access.may_assign(project) or not project.institutions.filter(pk=upload.institution_id).exists():
         return _done(upload, JobState.FAILED, {"error": f"you may no longer assign to {project.code}"})
-    patients = Patient.objects.filter(
-        pk__in=Instance.objects.filter(sop_instance_uid__in=item.payload.get("uids", []), state=InstanceState.CURRENT,
-                                       series__study__patient__institution=upload.institution)
-        .values("series__study__patient_id")
-    ).exclude(audit_return_q()).order_by("pk")  # returned audit data stays with its audit
+    patients = (
+        Patient.objects.filter(
+            pk__in=Instance.objects.filter(
+                sop_instance_uid__in=item.payload.get("uids", []),
+                state=InstanceState.CURRENT,
+                series__study__patient__institution=upload.institution,
+            ).values("series__study__patient_id")
+        )
+        .exclude(audit_return_q())
+        .order_by("pk")
+    )  # returned audit data stays with its audit
     assigned, already, refused = [], [], []
     for patient in patients:
         here = ProjectSubject.objects.filter(project=project, patient=patient).first()
@@ -188,15 +231,20 @@ def _still_filing(source_ids: list[str]) -> bool:
     for source_id in source_ids:
         if any(name.startswith(source_id + ".") and name.endswith(".dcm") for name in os.listdir(dirs.ready)):
             return True
-        if WorkItem.objects.filter(kind="ingest", key__startswith=source_id + ".",
-                                   state__in=[WorkState.PENDING, WorkState.IN_PROGRESS]).exists():
+        if WorkItem.objects.filter(
+            kind="ingest",
+            key__startswith=source_id + ".",
+            state__in=[WorkState.PENDING, WorkState.IN_PROGRESS],
+        ).exists():
             return True
     return False
 
 
 def _again_in(item: WorkItem, seconds: float) -> None:
     """Run this row once more, a little later (not a failure: the worker has not filed everything yet)."""
-    WorkItem.objects.filter(pk=item.pk).update(rerun=True, not_before=timezone.now() + dt.timedelta(seconds=seconds))
+    WorkItem.objects.filter(pk=item.pk).update(
+        rerun=True, not_before=timezone.now() + dt.timedelta(seconds=seconds)
+    )
 
 
 def _done(upload: Upload, state: str, result: dict[str, Any]) -> dict[str, Any]:

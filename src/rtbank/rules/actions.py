@@ -33,7 +33,9 @@ PROJECT_ROLES = tuple(p.value for p in Permission) + ("data_manager",)
 def fire(rule: Rule, target: Target) -> int:
     """Run the rule's actions on ``target``; returns how many firings became done now."""
     if target.waiting:
-        _record(rule, "match", target, FiringOutcome.WAITING, "matching object(s) not referenced by a plan yet")
+        _record(
+            rule, "match", target, FiringOutcome.WAITING, "matching object(s) not referenced by a plan yet"
+        )
         return 0
     outside = outside_project(rule, target)
     if outside:
@@ -57,9 +59,11 @@ def fire(rule: Rule, target: Target) -> int:
 
 def settle_waiting(rule: Rule, patient_id: int) -> None:
     """A patient's matching objects are all in plans now: its "waiting" firing is resolved."""
-    RuleFiring.objects.filter(rule=rule, action="match", target=f"patient:{patient_id}",
-                              outcome=FiringOutcome.WAITING).update(
-        outcome=FiringOutcome.DONE, message="the matching objects are in a plan now", fired_at=timezone.now())
+    RuleFiring.objects.filter(
+        rule=rule, action="match", target=f"patient:{patient_id}", outcome=FiringOutcome.WAITING
+    ).update(
+        outcome=FiringOutcome.DONE, message="the matching objects are in a plan now", fired_at=timezone.now()
+    )
 
 
 def _run(rule: Rule, action: dict[str, Any], target: Target) -> tuple[str, str, Forward | None]:
@@ -85,14 +89,23 @@ def _assign(rule: Rule, action: dict[str, Any], target: Target) -> tuple[str, st
     if target.plan_id is not None:
         plan = Instance.objects.get(pk=target.plan_id)
         item = assign_plan(project, plan, actor=actor, via=AssignedVia.RULE)
-        subject, what = item.subject, f"plan {getattr(getattr(plan, 'plan', None), 'label', '') or '#' + str(plan.pk)}"
+        subject, what = (
+            item.subject,
+            f"plan {getattr(getattr(plan, 'plan', None), 'label', '') or '#' + str(plan.pk)}",
+        )
     else:
-        subject = assign_patient(project, Patient.objects.get(pk=target.patient_id), actor=actor, via=AssignedVia.RULE)
+        subject = assign_patient(
+            project, Patient.objects.get(pk=target.patient_id), actor=actor, via=AssignedVia.RULE
+        )
         what = "all data of the patient"
     people = _holders(project, [Permission.RULES, Permission.MEMBERS])
-    notify(people, Event.RULE_ASSIGNED, f"Rule '{rule.name}' assigned data to {project.code}",
-           f"Trigger rule '{rule.name}' put {what} of subject {subject.subject_id} into project {project.code}.",
-           url=f"/projects/{project.code}/rules/{rule.pk}/" if rule.project_id else "/rules/site/")
+    notify(
+        people,
+        Event.RULE_ASSIGNED,
+        f"Rule '{rule.name}' assigned data to {project.code}",
+        f"Trigger rule '{rule.name}' put {what} of subject {subject.subject_id} into project {project.code}.",
+        url=f"/projects/{project.code}/rules/{rule.pk}/" if rule.project_id else "/rules/site/",
+    )
     return FiringOutcome.DONE, f"{what} in {project.code} as {subject.subject_id}"
 
 
@@ -101,8 +114,13 @@ def _forward(rule: Rule, action: dict[str, Any], target: Target) -> tuple[str, s
     if node is None:
         return FiringOutcome.ERROR, "the destination node no longer exists", None
     origin_key = f"rule:{rule.pk}:node:{node.pk}:{target.key}"
-    common = {"project": rule.project, "actor": f"rule:{rule.pk}", "origin": f"rule:{rule.pk}",
-              "origin_key": origin_key, "only_new": True}
+    common = {
+        "project": rule.project,
+        "actor": f"rule:{rule.pk}",
+        "origin": f"rule:{rule.pk}",
+        "origin_key": origin_key,
+        "only_new": True,
+    }
     if target.plan_id is not None:
         forward = outbox.send_plan(node, Instance.objects.get(pk=target.plan_id), **common)
     else:
@@ -116,10 +134,14 @@ def _notify(rule: Rule, action: dict[str, Any], target: Target) -> tuple[str, st
         return FiringOutcome.REFUSED, "nobody to notify (no live grant or role holder)"
     label = _label(rule, target)
     where = f"project {rule.project.code}" if rule.project else "the site"
-    notify(people, Event.RULE_MATCHED, f"Rule '{rule.name}' matched {label}",
-           f"Trigger rule '{rule.name}' of {where} matched {label} "
-           f"({'a plan bundle' if target.plan_id else 'a patient'}) on {timezone.localtime():%Y-%m-%d %H:%M}.",
-           url=f"/projects/{rule.project.code}/rules/{rule.pk}/" if rule.project else "/rules/site/")
+    notify(
+        people,
+        Event.RULE_MATCHED,
+        f"Rule '{rule.name}' matched {label}",
+        f"Trigger rule '{rule.name}' of {where} matched {label} "
+        f"({'a plan bundle' if target.plan_id else 'a patient'}) on {timezone.localtime():%Y-%m-%d %H:%M}.",
+        url=f"/projects/{rule.project.code}/rules/{rule.pk}/" if rule.project else "/rules/site/",
+    )
     return FiringOutcome.DONE, f"notified {len(people)} person(s)"
 
 
@@ -136,8 +158,14 @@ def recipients(rule: Rule, action: dict[str, Any], target: Target | None) -> lis
         for user in User.objects.filter(is_superuser=True, is_active=True):
             people[user.pk] = user
     if "data_manager" in roles and target is not None:
-        institution = Patient.objects.filter(pk=target.patient_id).values_list("institution_id", flat=True).first()
-        managers = UserProfile.objects.filter(institution_id=institution).select_related("user") if institution else []
+        institution = (
+            Patient.objects.filter(pk=target.patient_id).values_list("institution_id", flat=True).first()
+        )
+        managers = (
+            UserProfile.objects.filter(institution_id=institution).select_related("user")
+            if institution
+            else []
+        )
         for profile in managers:
             if profile.has_role("data_manager") and profile.user.is_active:
                 people[profile.user_id] = profile.user
@@ -146,7 +174,9 @@ def recipients(rule: Rule, action: dict[str, Any], target: Target | None) -> lis
 
 def _holders(project: Project, permissions: list[str]):  # noqa: ANN202 - a User queryset
     today = timezone.localdate()
-    granted = Grant.objects.filter(project=project, permission__in=permissions, expires_on__gte=today).values("user_id")
+    granted = Grant.objects.filter(project=project, permission__in=permissions, expires_on__gte=today).values(
+        "user_id"
+    )
     return User.objects.filter(pk__in=granted, is_active=True)
 
 
@@ -165,12 +195,21 @@ def _action_key(action: dict[str, Any]) -> str:
     return str(action.get("type"))[:48]
 
 
-def _record(rule: Rule, action: str, target: Target, outcome: str, message: str, *,
-            forward: Forward | None = None) -> RuleFiring:
+def _record(
+    rule: Rule, action: str, target: Target, outcome: str, message: str, *, forward: Forward | None = None
+) -> RuleFiring:
     firing, _ = RuleFiring.objects.update_or_create(
-        rule=rule, action=action, target=target.key,
-        defaults={"patient_id": target.patient_id, "plan_id": target.plan_id, "matched_id": target.matched_id,
-                  "outcome": outcome, "message": message[:500], "rule_version": rule.version,
-                  **({"forward": forward} if forward is not None else {})},
+        rule=rule,
+        action=action,
+        target=target.key,
+        defaults={
+            "patient_id": target.patient_id,
+            "plan_id": target.plan_id,
+            "matched_id": target.matched_id,
+            "outcome": outcome,
+            "message": message[:500],
+            "rule_version": rule.version,
+            **({"forward": forward} if forward is not None else {}),
+        },
     )
     return firing

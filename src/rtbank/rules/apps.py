@@ -28,8 +28,12 @@ class RulesConfig(AppConfig):
     ]
 
     # Sections on the projects area's pages (rtbank.web.panels): predicate(access, project).
-    project_panels = [("rules/panels/project.html",
-                       lambda access, project: access.has(project, "rules") or access.has(project, "forward"))]
+    project_panels = [
+        (
+            "rules/panels/project.html",
+            lambda access, project: access.has(project, "rules") or access.has(project, "forward"),
+        )
+    ]
     subject_panels = [("rules/panels/subject.html", lambda access, project: access.has(project, "view"))]
     plan_panels = [("rules/panels/plan.html", lambda access, project: access.has(project, "view"))]
 
@@ -40,7 +44,15 @@ class RulesConfig(AppConfig):
         from rtbank.work.registry import WorkKind, register_kind
 
         register_kind(WorkKind(engine.RULES, engine.evaluate_item, batch_size=8, order=30))
-        register_kind(WorkKind(outbox.FORWARD, forwarding.finish_forward, batch_size=1, order=70,
-                               lease_s=settings.FORWARD_LEASE_S, prepare=forwarding.prepare_forward,
-                               backoff=(settings.FORWARD_BACKOFF_S, settings.FORWARD_BACKOFF_CAP_S)))
+        register_kind(
+            WorkKind(
+                outbox.FORWARD,
+                forwarding.finish_forward,
+                batch_size=1,
+                order=70,
+                lease_s=settings.FORWARD_LEASE_S,
+                prepare=forwarding.prepare_forward,
+                backoff=(settings.FORWARD_BACKOFF_S, settings.FORWARD_BACKOFF_CAP_S),
+            )
+        )
         register_kind(WorkKind(cleanup.CLEANUP, cleanup.cleanup_item, batch_size=1, order=95))

@@ -67,31 +67,51 @@ class CleanupPlan:
 
     def report(self, *, with_uids: bool = False) -> dict[str, Any]:
         def rows(items: list[PatientCleanup]) -> list[dict[str, Any]]:
-            return [{k: v for k, v in asdict(p).items() if with_uids or k != "sop_instance_uids"} for p in items]
+            return [
+                {k: v for k, v in asdict(p).items() if with_uids or k != "sop_instance_uids"} for p in items
+            ]
 
         return {
-            "now": self.now, "cutoff": self.cutoff,
-            "announce": rows(self.announce), "delete": rows(self.delete), "cancel": self.cancel, "purge": self.purge,
-            "totals": {"announce_patients": len(self.announce), "delete_patients": len(self.delete),
-                       "delete_objects": sum(p.objects for p in self.delete),
-                       "delete_bytes": sum(p.bytes for p in self.delete)},
+            "now": self.now,
+            "cutoff": self.cutoff,
+            "announce": rows(self.announce),
+            "delete": rows(self.delete),
+            "cancel": self.cancel,
+            "purge": self.purge,
+            "totals": {
+                "announce_patients": len(self.announce),
+                "delete_patients": len(self.delete),
+                "delete_objects": sum(p.objects for p in self.delete),
+                "delete_bytes": sum(p.bytes for p in self.delete),
+            },
         }
 
 
 # --- planning --------------------------------------------------------------------------------------------
 def plan_cleanup(now: dt.datetime | None = None) -> CleanupPlan:
     now = now or timezone.now()
-    age, notice = dt.timedelta(days=settings.CLEANUP_AGE_DAYS), dt.timedelta(days=settings.CLEANUP_NOTICE_DAYS)
+    age, notice = (
+        dt.timedelta(days=settings.CLEANUP_AGE_DAYS),
+        dt.timedelta(days=settings.CLEANUP_NOTICE_DAYS),
+    )
     cutoff, horizon = now - age, now - age + notice
     plan = CleanupPlan(now=now.isoformat(), cutoff=cutoff.isoformat())
     candidates = set(
-        Instance.objects.filter(series__isnull=False, received_at__lt=horizon).exclude(retained_q())
-        .values_list("series__study__patient_id", flat=True).distinct())
+        Instance.objects.filter(series__isnull=False, received_at__lt=horizon)
+        .exclude(retained_q())
+        .values_list("series__study__patient_id", flat=True)
+        .distinct()
+    )
     pending = {n.patient_id: n for n in CleanupNotice.objects.filter(state=NoticeState.PENDING)}
     last = _last_received(candidates | set(pending))
     for patient_id, n in sorted(pending.items(), key=lambda kv: kv[1].pk):
         idle_since = last.get(patient_id)
-        if patient_id not in candidates or idle_since is None or idle_since >= horizon or idle_since > n.noticed_at:
+        if (
+            patient_id not in candidates
+            or idle_since is None
+            or idle_since >= horizon
+            or idle_since > n.noticed_at
+        ):
             plan.cancel.append(n.pk)
         elif idle_since < cutoff and n.delete_after <= now:
             plan.delete.append(_describe(patient_id, idle_since, notice=n, with_uids=True))
@@ -114,41 +134,64 @@ def _last_received(patients: set[int]) -> dict[int, dt.datetime]:
     found: dict[int, dt.datetime] = {}
     ids = sorted(patients)
     for start in range(0, len(ids), 500):
-        rows = (Instance.objects.filter(series__study__patient_id__in=ids[start:start + 500])
-                .values("series__study__patient_id").annotate(last=Max("received_at")).order_by())
+        rows = (
+            Instance.objects.filter(series__study__patient_id__in=ids[start : start + 500])
+            .values("series__study__patient_id")
+            .annotate(last=Max("received_at"))
+            .order_by()
+        )
         found.update({r["series__study__patient_id"]: r["last"] for r in rows})
     return found
 
 
-def _describe(patient_id: int, idle_since: dt.datetime, *, notice: CleanupNotice | None = None,
-              with_uids: bool = False) -> PatientCleanup:
+def _describe(
+    patient_id: int, idle_since: dt.datetime, *, notice: CleanupNotice | None = None, with_uids: bool = False
+) -> PatientCleanup:
     objects = deletable(patient_id)
     totals = objects.aggregate(size=Sum("size"))
-    institution = Patient.objects.filter(pk=patient_id).values_list("institution__code", flat=True).first() or ""
-    entry = PatientCleanup(patient_id, institution, objects.count(), int(totals["size"] or 0), idle_since.isoformat(),
-                           notice=notice.pk if notice else None,
-                           delete_after=notice.delete_after.isoformat() if notice else "")
+    institution = (
+        Patient.objects.filter(pk=patient_id).values_list("institution__code", flat=True).first() or ""
+    )
+    entry = PatientCleanup(
+        patient_id,
+        institution,
+        objects.count(),
+        int(totals["size"] or 0),
+        idle_since.isoformat(),
+        notice=notice.pk if notice else None,
+        delete_after=notice.delete_after.isoformat() if notice else "",
+    )
     if with_uids:
         entry.sop_instance_uids = sorted(set(objects.values_list("sop_instance_uid", flat=True)))
     return entry
 
 
 # --- running ---------------------------------------------------------------------------------------------
-def run_cleanup(*, dry_run: bool, actor: str, now: dt.datetime | None = None) -> tuple[CleanupPlan, dict[str, Any]]:
+def run_cleanup(
+    *, dry_run: bool, actor: str, now: dt.datetime | None = None
+) -> tuple[CleanupPlan, dict[str, Any]]:
     """Plan (stored as the dry-run report), then — unless ``dry_run`` — do exactly the plan."""
     plan = plan_cleanup(now)
     CleanupRun.objects.create(dry_run=True, actor=actor[:150], report=plan.report())
     if dry_run:
         return plan, {"dry_run": True}
-    result: dict[str, Any] = {"announced": announce(plan), "cancelled": cancel(plan.cancel), "deleted": [],
-                              "skipped": [], "purged": purge_trash(now)}
+    result: dict[str, Any] = {
+        "announced": announce(plan),
+        "cancelled": cancel(plan.cancel),
+        "deleted": [],
+        "skipped": [],
+        "purged": purge_trash(now),
+    }
     for entry in plan.delete:
         deleted, note = delete_patient_data(entry.notice, entry.sop_instance_uids, actor=actor)
         result["deleted"] += deleted
         if note:
             result["skipped"].append({"patient": entry.patient, "reason": note})
-    CleanupRun.objects.create(dry_run=False, actor=actor[:150], report={
-        **plan.report(), "result": {**result, "deleted": len(result["deleted"])}})
+    CleanupRun.objects.create(
+        dry_run=False,
+        actor=actor[:150],
+        report={**plan.report(), "result": {**result, "deleted": len(result["deleted"])}},
+    )
     return plan, result
 
 
@@ -162,10 +205,16 @@ def run_scheduled(period: str) -> dict[str, Any]:
     CleanupRun.objects.create(dry_run=True, actor="scheduler", report=plan.report())
     announced, cancelled = announce(plan), cancel(plan.cancel)
     for entry in plan.delete:
-        work.enqueue(CLEANUP, f"notice:{entry.notice}", {"notice": entry.notice, "uids": entry.sop_instance_uids})
+        work.enqueue(
+            CLEANUP, f"notice:{entry.notice}", {"notice": entry.notice, "uids": entry.sop_instance_uids}
+        )
     work.enqueue(CLEANUP, f"purge:{period}", {"purge": True})
-    return {"announced": announced, "cancelled": cancelled, "deletions_queued": len(plan.delete),
-            "exports_removed": exports}
+    return {
+        "announced": announced,
+        "cancelled": cancelled,
+        "deletions_queued": len(plan.delete),
+        "exports_removed": exports,
+    }
 
 
 CLEANUP = "cleanup"  # work kind: delete one announced patient's data, or purge the trash
@@ -174,7 +223,9 @@ CLEANUP = "cleanup"  # work kind: delete one announced patient's data, or purge 
 def cleanup_item(item: Any, batch: Any) -> dict[str, Any]:
     if item.payload.get("purge"):
         return {"purged": purge_trash()}
-    deleted, note = delete_patient_data(item.payload["notice"], item.payload.get("uids", []), actor="scheduler")
+    deleted, note = delete_patient_data(
+        item.payload["notice"], item.payload.get("uids", []), actor="scheduler"
+    )
     return {"deleted": len(deleted), "note": note}
 
 
@@ -185,11 +236,19 @@ def announce(plan: CleanupPlan) -> int:
     with transaction.atomic():
         for entry in plan.announce:
             patient = Patient.objects.filter(pk=entry.patient).first()
-            if patient is None or CleanupNotice.objects.filter(patient=patient, state=NoticeState.PENDING).exists():
+            if (
+                patient is None
+                or CleanupNotice.objects.filter(patient=patient, state=NoticeState.PENDING).exists()
+            ):
                 continue
-            n = CleanupNotice.objects.create(patient=patient, institution_id=patient.institution_id, noticed_at=now,
-                                             delete_after=dt.datetime.fromisoformat(entry.delete_after),
-                                             instances=entry.objects, bytes=entry.bytes)
+            n = CleanupNotice.objects.create(
+                patient=patient,
+                institution_id=patient.institution_id,
+                noticed_at=now,
+                delete_after=dt.datetime.fromisoformat(entry.delete_after),
+                instances=entry.objects,
+                bytes=entry.bytes,
+            )
             by_institution.setdefault(entry.institution, []).append(n)
         for code, notices in by_institution.items():
             _tell(code, notices)
@@ -198,24 +257,35 @@ def announce(plan: CleanupPlan) -> int:
 
 def _tell(code: str, notices: list[CleanupNotice]) -> None:
     institution = Institution.objects.filter(code=code).first() if code else None
-    people = [p.user for p in UserProfile.objects.filter(institution=institution).select_related("user")
-              if p.has_role("data_manager") and p.user.is_active] if institution else []
+    people = (
+        [
+            p.user
+            for p in UserProfile.objects.filter(institution=institution).select_related("user")
+            if p.has_role("data_manager") and p.user.is_active
+        ]
+        if institution
+        else []
+    )
     if not people:
         people = list(User.objects.filter(is_superuser=True, is_active=True))
     first = min(n.delete_after for n in notices)
     objects, size = sum(n.instances for n in notices), sum(n.bytes for n in notices)
     source = f"from {institution.code}" if institution else "from unknown institutions"
-    notify(people, Event.CLEANUP_UPCOMING,
-           f"Cleanup: {len(notices)} patient(s) {source} will be deleted from {first:%Y-%m-%d}",
-           f"{len(notices)} patient(s) {source} ({objects} objects, {size / 1e6:.1f} MB) are in no project and have "
-           f"received nothing for a while. They will be deleted on or after {first:%Y-%m-%d} (kept in the trash "
-           f"for {settings.CLEANUP_TRASH_DAYS} days). Assign what you need to a project to keep it.",
-           url="/inbox/")
+    notify(
+        people,
+        Event.CLEANUP_UPCOMING,
+        f"Cleanup: {len(notices)} patient(s) {source} will be deleted from {first:%Y-%m-%d}",
+        f"{len(notices)} patient(s) {source} ({objects} objects, {size / 1e6:.1f} MB) are in no project and have "
+        f"received nothing for a while. They will be deleted on or after {first:%Y-%m-%d} (kept in the trash "
+        f"for {settings.CLEANUP_TRASH_DAYS} days). Assign what you need to a project to keep it.",
+        url="/inbox/",
+    )
 
 
 def cancel(notice_ids: list[int]) -> int:
     return CleanupNotice.objects.filter(pk__in=notice_ids, state=NoticeState.PENDING).update(
-        state=NoticeState.CANCELLED, closed_at=timezone.now(), message="retained now, or new objects arrived")
+        state=NoticeState.CANCELLED, closed_at=timezone.now(), message="retained now, or new objects arrived"
+    )
 
 
 def delete_patient_data(notice_id: int | None, uids: list[str], *, actor: str) -> tuple[list[str], str]:
@@ -229,17 +299,26 @@ def delete_patient_data(notice_id: int | None, uids: list[str], *, actor: str) -
     purge_after = timezone.now() + dt.timedelta(days=settings.CLEANUP_TRASH_DAYS)
     try:
         with transaction.atomic():
-            objects = list(deletable(notice.patient_id).filter(sop_instance_uid__in=uids).select_related("institution"))
+            objects = list(
+                deletable(notice.patient_id).filter(sop_instance_uid__in=uids).select_related("institution")
+            )
             trashed = [_trash_row(i, notice, purge_after) for i in objects]
             TrashedInstance.objects.bulk_create(trashed, batch_size=500)
             Instance.objects.filter(pk__in=[i.pk for i in objects]).delete()
             patient_gone = _drop_empty(notice.patient_id)
-            CleanupNotice.objects.filter(pk=notice.pk).update(state=NoticeState.DONE, closed_at=timezone.now(),
-                                                              message=f"{len(objects)} object(s) deleted")
+            CleanupNotice.objects.filter(pk=notice.pk).update(
+                state=NoticeState.DONE, closed_at=timezone.now(), message=f"{len(objects)} object(s) deleted"
+            )
             if not patient_gone:
                 work.enqueue("analysis", f"patient:{notice.patient_id}", {"patient": notice.patient_id})
-            log_event("cleanup", "deleted", actor=actor, object_type="patient", object_id=notice.patient_id,
-                      details={"objects": len(objects), "notice": notice.pk})
+            log_event(
+                "cleanup",
+                "deleted",
+                actor=actor,
+                object_type="patient",
+                object_id=notice.patient_id,
+                details={"objects": len(objects), "notice": notice.pk},
+            )
             transaction.on_commit(move_to_trash)
     except ProtectedError as exc:
         return [], f"kept: still referenced by {type(next(iter(exc.protected_objects))).__name__}"
@@ -250,10 +329,16 @@ def delete_patient_data(notice_id: int | None, uids: list[str], *, actor: str) -
 
 def _trash_row(instance: Instance, notice: CleanupNotice, purge_after: dt.datetime) -> TrashedInstance:
     return TrashedInstance(
-        notice=notice, sop_instance_uid=instance.sop_instance_uid, sop_class_uid=instance.sop_class_uid,
-        patient_ref=str(notice.patient_id), institution_code=instance.institution.code if instance.institution else "",
-        blob_key=instance.blob_key, size=instance.size, file_sha256=instance.file_sha256,
-        received_at=instance.received_at, purge_after=purge_after,
+        notice=notice,
+        sop_instance_uid=instance.sop_instance_uid,
+        sop_class_uid=instance.sop_class_uid,
+        patient_ref=str(notice.patient_id),
+        institution_code=instance.institution.code if instance.institution else "",
+        blob_key=instance.blob_key,
+        size=instance.size,
+        file_sha256=instance.file_sha256,
+        received_at=instance.received_at,
+        purge_after=purge_after,
     )
 
 
@@ -281,7 +366,9 @@ def move_to_trash() -> int:
     store, moved, dirs = blob_store(), 0, set()
     for row in TrashedInstance.objects.filter(trash_path="", purged_at__isnull=True):
         if Instance.objects.filter(blob_key=row.blob_key).exists():
-            TrashedInstance.objects.filter(pk=row.pk).update(trash_path="-")  # the file still serves another object
+            TrashedInstance.objects.filter(pk=row.pk).update(
+                trash_path="-"
+            )  # the file still serves another object
             continue
         relative = f"{row.trashed_at:%Y-%m-%d}/{row.blob_key}"
         destination = Path(settings.TRASH_DIR) / relative

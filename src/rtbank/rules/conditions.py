@@ -114,8 +114,9 @@ class RoiCondition(Condition):
     def to_q(self) -> Q:
         from rtbank.catalog.models import Roi
 
-        rois = Roi.objects.filter(structure_set__instance=OuterRef("pk"),
-                                  name__iregex=patterns.pattern_regex(self.pattern))
+        rois = Roi.objects.filter(
+            structure_set__instance=OuterRef("pk"), name__iregex=patterns.pattern_regex(self.pattern)
+        )
         if self.contours == "empty":
             rois = rois.filter(contour_count=0)
         elif self.contours == "contoured":
@@ -181,7 +182,9 @@ class ValuesCondition(Condition):
 
     def describe(self) -> str:
         label = self.kind.replace("_", " ")
-        return f"{label} {self.values[0]}" if len(self.values) == 1 else f"{label} in {', '.join(self.values)}"
+        return (
+            f"{label} {self.values[0]}" if len(self.values) == 1 else f"{label} in {', '.join(self.values)}"
+        )
 
 
 @dataclass
@@ -208,7 +211,16 @@ class StudyDateCondition(Condition):
 
 
 # --- parsing -------------------------------------------------------------------------------------------
-LEAF_TYPES = ("roi", "attribute", "modality", "sop_class", "calling_ae", "called_ae", "institution", "study_date")
+LEAF_TYPES = (
+    "roi",
+    "attribute",
+    "modality",
+    "sop_class",
+    "calling_ae",
+    "called_ae",
+    "institution",
+    "study_date",
+)
 ATTRIBUTE_OPS = ("equals", "pattern", "regex", "present")
 CONTOURS = ("empty", "contoured", "either")
 

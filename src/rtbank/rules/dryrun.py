@@ -47,11 +47,18 @@ class DryRun:
 def dry_run(rule: Rule, access: Access, *, limit: int | None = None) -> DryRun:
     matches, stopped = matching(rule, limit=limit or settings.RULES_DRY_RUN_LIMIT)
     found = targets(rule, matches)
-    report = DryRun(objects=len(matches), targets=sum(1 for t in found if not t.waiting),
-                    patients=len({m.patient_id for m in matches}), waiting=sum(1 for t in found if t.waiting),
-                    stopped_early=stopped)
-    done = set(RuleFiring.objects.filter(rule=rule, outcome=FiringOutcome.DONE).exclude(action="match")
-               .values_list("target", flat=True))
+    report = DryRun(
+        objects=len(matches),
+        targets=sum(1 for t in found if not t.waiting),
+        patients=len({m.patient_id for m in matches}),
+        waiting=sum(1 for t in found if t.waiting),
+        stopped_early=stopped,
+    )
+    done = set(
+        RuleFiring.objects.filter(rule=rule, outcome=FiringOutcome.DONE)
+        .exclude(action="match")
+        .values_list("target", flat=True)
+    )
     viewer = _Visibility(access)
     for target in found:
         refused = not target.waiting and outside_project(rule, target) > 0
@@ -62,8 +69,16 @@ def dry_run(rule: Rule, access: Access, *, limit: int | None = None) -> DryRun:
             report.hidden += 1
             continue
         label, where = shown
-        report.rows.append(DryRunRow("waiting" if target.waiting else ("plan" if target.plan_id else "patient"),
-                                     label, where, _detail(target), target.key in done, refused))
+        report.rows.append(
+            DryRunRow(
+                "waiting" if target.waiting else ("plan" if target.plan_id else "patient"),
+                label,
+                where,
+                _detail(target),
+                target.key in done,
+                refused,
+            )
+        )
     return report
 
 
@@ -80,8 +95,11 @@ class _Visibility:
     def describe(self, target: Target) -> tuple[str, str] | None:
         """``(label, where)`` when the person may see the target, else ``None``."""
         for project in self.projects:
-            subject = (ProjectSubject.objects.filter(project=project, patient_id=target.patient_id)
-                       .select_related("patient").first())
+            subject = (
+                ProjectSubject.objects.filter(project=project, patient_id=target.patient_id)
+                .select_related("patient")
+                .first()
+            )
             if subject is None:
                 continue
             if target.plan_id is None and not subject.whole_patient:
@@ -97,6 +115,10 @@ class _Visibility:
 
 def _detail(target: Target) -> str:
     if target.plan_id is None:
-        return "all objects of the patient" if not target.waiting else "matching objects, no plan references them yet"
+        return (
+            "all objects of the patient"
+            if not target.waiting
+            else "matching objects, no plan references them yet"
+        )
     plan = RTPlan.objects.filter(instance_id=target.plan_id).first()
     return f"plan {plan.label}" if plan and plan.label else f"plan #{target.plan_id}"

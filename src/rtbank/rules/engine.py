@@ -50,7 +50,9 @@ def active_rules() -> list[Rule]:
     rules = []
     for rule in Rule.objects.filter(enabled=True).select_related("project").order_by("pk"):
         project = rule.project
-        if project is not None and (project.status != ProjectStatus.COLLECTING or project.is_suspended(today)):
+        if project is not None and (
+            project.status != ProjectStatus.COLLECTING or project.is_suspended(today)
+        ):
             continue
         rules.append(rule)
     return rules
@@ -80,8 +82,14 @@ def evaluate_patient(patient_id: int, rules: list[Rule] | None = None) -> int:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken rule must not stop analysis
             logger.exception("rule %s on patient %s failed", rule.pk, patient_id)
-            log_event("rules", "rule_failed", outcome=Outcome.ERROR, object_type="rule", object_id=rule.pk,
-                      message=f"patient #{patient_id}: {type(exc).__name__}: {exc}"[:500])
+            log_event(
+                "rules",
+                "rule_failed",
+                outcome=Outcome.ERROR,
+                object_type="rule",
+                object_id=rule.pk,
+                message=f"patient #{patient_id}: {type(exc).__name__}: {exc}"[:500],
+            )
     return fired
 
 
@@ -99,14 +107,18 @@ def targets(rule: Rule, matches: list[Match]) -> list[Target]:
     members = PlanBundleMember.objects.filter(member_id__in=list(by_id), plan__state=InstanceState.CURRENT)
     for plan_id, member_id in members.values_list("plan_id", "member_id").order_by("plan_id", "member_id"):
         plans.setdefault(plan_id, by_id[member_id])
-    found = [Target(f"plan:{plan_id}", m.patient_id, plan_id, m.instance_id) for plan_id, m in sorted(plans.items())]
-    placed = {m.instance_id for m in plans.values()} | set(
-        members.values_list("member_id", flat=True))
+    found = [
+        Target(f"plan:{plan_id}", m.patient_id, plan_id, m.instance_id)
+        for plan_id, m in sorted(plans.items())
+    ]
+    placed = {m.instance_id for m in plans.values()} | set(members.values_list("member_id", flat=True))
     waiting: dict[int, Match] = {}
     for m in matches:
         if m.instance_id not in placed:
             waiting.setdefault(m.patient_id, m)
-    found += [Target(f"patient:{p}", p, None, m.instance_id, waiting=True) for p, m in sorted(waiting.items())]
+    found += [
+        Target(f"patient:{p}", p, None, m.instance_id, waiting=True) for p, m in sorted(waiting.items())
+    ]
     return found
 
 

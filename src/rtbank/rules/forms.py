@@ -19,9 +19,13 @@ from rtbank.rules.models import Rule, RuleScope
 ROWS_MIN = 4
 VALUE_LIST_TYPES = ("modality", "sop_class", "calling_ae", "called_ae", "institution")
 TYPE_LABELS = {
-    "roi": "ROI name pattern", "attribute": "DICOM attribute (path)", "modality": "modality is one of",
-    "sop_class": "SOP class UID is one of", "calling_ae": "calling AE title is one of",
-    "called_ae": "called AE title is one of", "institution": "sending institution is one of",
+    "roi": "ROI name pattern",
+    "attribute": "DICOM attribute (path)",
+    "modality": "modality is one of",
+    "sop_class": "SOP class UID is one of",
+    "calling_ae": "calling AE title is one of",
+    "called_ae": "called AE title is one of",
+    "institution": "sending institution is one of",
     "study_date": "study date from (YYYY-MM-DD)",
 }
 TEST_CHOICES = [("", "—")] + [(c, f"ROI {c}") for c in CONTOURS] + [(op, op) for op in ATTRIBUTE_OPS]
@@ -30,20 +34,29 @@ TEST_CHOICES = [("", "—")] + [(c, f"ROI {c}") for c in CONTOURS] + [(op, op) f
 class RuleForm(forms.Form):
     name = forms.CharField(max_length=120)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    enabled = forms.BooleanField(required=False, help_text="a disabled rule does nothing (try it with a dry run first)")
+    enabled = forms.BooleanField(
+        required=False, help_text="a disabled rule does nothing (try it with a dry run first)"
+    )
     scope = forms.ChoiceField(choices=RuleScope.choices)
     match = forms.ChoiceField(choices=[("all", "all conditions hold"), ("any", "any condition holds")])
     conditions_json = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 6, "class": "code"}),
-        help_text="advanced: the whole condition tree as JSON (nested all/any groups); replaces the rows when filled")
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "code"}),
+        help_text="advanced: the whole condition tree as JSON (nested all/any groups); replaces the rows when filled",
+    )
     assign = forms.BooleanField(required=False, label="assign to the project")
-    assign_project = forms.ModelChoiceField(queryset=Project.objects.none(), required=False,
-                                            label="assign to project (site-wide rules)")
-    forward_nodes = forms.ModelMultipleChoiceField(queryset=Node.objects.none(), required=False,
-                                                   widget=forms.CheckboxSelectMultiple, label="forward to")
-    notify_users = forms.ModelMultipleChoiceField(queryset=User.objects.none(), required=False, label="notify people")
-    notify_roles = forms.MultipleChoiceField(choices=[], required=False, widget=forms.CheckboxSelectMultiple,
-                                             label="notify holders of")
+    assign_project = forms.ModelChoiceField(
+        queryset=Project.objects.none(), required=False, label="assign to project (site-wide rules)"
+    )
+    forward_nodes = forms.ModelMultipleChoiceField(
+        queryset=Node.objects.none(), required=False, widget=forms.CheckboxSelectMultiple, label="forward to"
+    )
+    notify_users = forms.ModelMultipleChoiceField(
+        queryset=User.objects.none(), required=False, label="notify people"
+    )
+    notify_roles = forms.MultipleChoiceField(
+        choices=[], required=False, widget=forms.CheckboxSelectMultiple, label="notify holders of"
+    )
 
     def __init__(self, *args: Any, project: Project | None, rule: Rule | None = None, **kwargs: Any) -> None:
         self.project = project
@@ -53,13 +66,18 @@ class RuleForm(forms.Form):
         self.row_count = rows
         for i in range(rows):
             row = initial.get("rows", [])[i] if i < len(initial.get("rows", [])) else {}
-            self.fields[f"c{i}_type"] = forms.ChoiceField(choices=[("", "—")] + list(TYPE_LABELS.items()),
-                                                          required=False, initial=row.get("type", ""))
-            self.fields[f"c{i}_subject"] = forms.CharField(required=False, max_length=300,
-                                                           initial=row.get("subject", ""))
-            self.fields[f"c{i}_test"] = forms.ChoiceField(choices=TEST_CHOICES, required=False,
-                                                          initial=row.get("test", ""))
-            self.fields[f"c{i}_value"] = forms.CharField(required=False, max_length=300, initial=row.get("value", ""))
+            self.fields[f"c{i}_type"] = forms.ChoiceField(
+                choices=[("", "—")] + list(TYPE_LABELS.items()), required=False, initial=row.get("type", "")
+            )
+            self.fields[f"c{i}_subject"] = forms.CharField(
+                required=False, max_length=300, initial=row.get("subject", "")
+            )
+            self.fields[f"c{i}_test"] = forms.ChoiceField(
+                choices=TEST_CHOICES, required=False, initial=row.get("test", "")
+            )
+            self.fields[f"c{i}_value"] = forms.CharField(
+                required=False, max_length=300, initial=row.get("value", "")
+            )
         self.fields["forward_nodes"].queryset = _nodes(project)
         self.fields["notify_users"].queryset = _people(project)
         roles = PROJECT_ROLES if project else SITE_ROLES
@@ -71,7 +89,10 @@ class RuleForm(forms.Form):
             del self.fields["assign_project"]
 
     def condition_rows(self) -> list[list[forms.BoundField]]:
-        return [[self[f"c{i}_{part}"] for part in ("type", "subject", "test", "value")] for i in range(self.row_count)]
+        return [
+            [self[f"c{i}_{part}"] for part in ("type", "subject", "test", "value")]
+            for i in range(self.row_count)
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -123,7 +144,10 @@ def initial_from_rule(rule: Rule) -> dict[str, Any]:
     children = conditions.get("conditions", [])
     flat = all(c.get("type") in LEAF_TYPES for c in children)
     initial: dict[str, Any] = {
-        "name": rule.name, "description": rule.description, "enabled": rule.enabled, "scope": rule.scope,
+        "name": rule.name,
+        "description": rule.description,
+        "enabled": rule.enabled,
+        "scope": rule.scope,
         "match": conditions.get("type", "all"),
         "rows": [_row_initial(c) for c in children] if flat else [],
         "conditions_json": "" if flat else json.dumps(conditions, indent=1),
@@ -135,7 +159,10 @@ def initial_from_rule(rule: Rule) -> dict[str, Any]:
         elif action["type"] == "forward":
             initial.setdefault("forward_nodes", []).append(action["node"])
         elif action["type"] == "notify":
-            initial["notify_users"], initial["notify_roles"] = action.get("users", []), action.get("roles", [])
+            initial["notify_users"], initial["notify_roles"] = (
+                action.get("users", []),
+                action.get("roles", []),
+            )
     return initial
 
 
@@ -144,7 +171,12 @@ def _row_initial(c: dict[str, Any]) -> dict[str, str]:
     if kind == "roi":
         return {"type": kind, "subject": c.get("pattern", ""), "test": c.get("contours", "empty")}
     if kind == "attribute":
-        return {"type": kind, "subject": c.get("path", ""), "test": c.get("op", "equals"), "value": c.get("value", "")}
+        return {
+            "type": kind,
+            "subject": c.get("path", ""),
+            "test": c.get("op", "equals"),
+            "value": c.get("value", ""),
+        }
     if kind == "study_date":
         return {"type": kind, "subject": c.get("from") or "", "value": c.get("to") or ""}
     return {"type": kind, "subject": ", ".join(c.get("values", []))}
@@ -153,7 +185,9 @@ def _row_initial(c: dict[str, Any]) -> dict[str, str]:
 def _nodes(project: Project | None) -> QuerySet[Node]:
     if project is not None:
         return project.destinations.all().order_by("name")
-    return Node.objects.filter(pk__in=[n.pk for n in Node.objects.all() if n.has_role(NodeRole.DEST)]).order_by("name")
+    return Node.objects.filter(
+        pk__in=[n.pk for n in Node.objects.all() if n.has_role(NodeRole.DEST)]
+    ).order_by("name")
 
 
 def _people(project: Project | None) -> QuerySet[User]:

@@ -69,10 +69,16 @@ def finish_forward(item: WorkItem, batch: Batch) -> dict[str, Any]:
     forward, out = outcome.forward, outcome.out
     now = timezone.now()
     ForwardedInstance.objects.bulk_create(
-        [ForwardedInstance(forward=forward, destination_id=forward.destination_id, instance_id=pk)
-         for pk, _uid, _path in out.instances], ignore_conflicts=True, batch_size=500)
-    Forward.objects.filter(pk=forward.pk).update(last_sent_at=now, sent_total=F("sent_total") + len(out),
-                                                 failure_notified=False)
+        [
+            ForwardedInstance(forward=forward, destination_id=forward.destination_id, instance_id=pk)
+            for pk, _uid, _path in out.instances
+        ],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+    Forward.objects.filter(pk=forward.pk).update(
+        last_sent_at=now, sent_total=F("sent_total") + len(out), failure_notified=False
+    )
     _log_access(forward, "allowed", len(out), attempt=item.attempts)
     if forward.scope == ForwardScope.FILES:
         folder = Path(settings.OUTBOX_DIR) / str(forward.pk)
@@ -92,9 +98,13 @@ def _send(item: WorkItem) -> SendOutcome:
     host = _single_host(node.host)
     options = node.options or {}
     result = scu.send_files(
-        out.paths, host, node.port, called_ae=node.ae_title.strip(),
+        out.paths,
+        host,
+        node.port,
+        called_ae=node.ae_title.strip(),
         calling_ae=str(options.get("calling_ae") or settings.AE_TITLE),
-        timeout_s=float(options.get("timeout_s") or settings.FORWARD_TIMEOUT_S), retries=1,
+        timeout_s=float(options.get("timeout_s") or settings.FORWARD_TIMEOUT_S),
+        retries=1,
     )
     outcome = SendOutcome(forward, out, result)
     if not result.ok:
@@ -112,14 +122,22 @@ def _single_host(host: str) -> str:
 
 def _summary(result: scu.SendResult) -> str:
     reasons = sorted({reason for _uid, reason in result.failed})
-    return (f"{len(result.failed)} of {len(result.failed) + len(result.sent)} object(s) not confirmed: "
-            f"{'; '.join(reasons)[:300]}")
+    return (
+        f"{len(result.failed)} of {len(result.failed) + len(result.sent)} object(s) not confirmed: "
+        f"{'; '.join(reasons)[:300]}"
+    )
 
 
-def _on_failure(item: WorkItem, error: str, *, final: bool, forward: Forward | None = None, objects: int = 0) -> None:
+def _on_failure(
+    item: WorkItem, error: str, *, final: bool, forward: Forward | None = None, objects: int = 0
+) -> None:
     """Outside the transaction: log the failed send; at the last attempt, tell the people concerned once."""
-    forward = forward or Forward.objects.filter(pk=item.payload.get("forward")).select_related(
-        "destination", "project", "user").first()
+    forward = (
+        forward
+        or Forward.objects.filter(pk=item.payload.get("forward"))
+        .select_related("destination", "project", "user")
+        .first()
+    )
     if forward is None:
         return
     _log_access(forward, "error", objects, attempt=item.attempts, error=error[:300])
@@ -127,27 +145,33 @@ def _on_failure(item: WorkItem, error: str, *, final: bool, forward: Forward | N
         return
     Forward.objects.filter(pk=forward.pk).update(failure_notified=True)
     node = forward.destination
-    what = {"plan": "a plan bundle", "patient": "a patient's data", "instances": "objects",
-            "files": "files"}[forward.scope]
+    what = {"plan": "a plan bundle", "patient": "a patient's data", "instances": "objects", "files": "files"}[
+        forward.scope
+    ]
     where = f"project {forward.project.code}" if forward.project else "the site"
     url = f"/projects/{forward.project.code}/outbox/" if forward.project else "/outbox/"
-    notify(_failure_recipients(forward), Event.FORWARD_FAILED,
-           f"Forward #{forward.pk} to {node.name} failed",
-           f"rtbank could not send {what} of {where} to {node.name} ({node.ae_title}) after {item.attempts} "
-           f"attempt(s): {error}\nIt waits in the outbox; resubmit it there once the destination is reachable.",
-           url=url)
+    notify(
+        _failure_recipients(forward),
+        Event.FORWARD_FAILED,
+        f"Forward #{forward.pk} to {node.name} failed",
+        f"rtbank could not send {what} of {where} to {node.name} ({node.ae_title}) after {item.attempts} "
+        f"attempt(s): {error}\nIt waits in the outbox; resubmit it there once the destination is reachable.",
+        url=url,
+    )
 
 
 def _failure_recipients(forward: Forward) -> list[User]:
     people: dict[int, User] = {}
     if forward.project is None:
         people = {u.pk: u for u in User.objects.filter(is_superuser=True, is_active=True)}
-    if forward.user is not None and (forward.project is None or live_grants(forward.user).filter(
-            project=forward.project).exists()):
+    if forward.user is not None and (
+        forward.project is None or live_grants(forward.user).filter(project=forward.project).exists()
+    ):
         people[forward.user.pk] = forward.user
     if forward.project is not None:
-        holders = Grant.objects.filter(project=forward.project, permission=Permission.FORWARD,
-                                       expires_on__gte=timezone.localdate()).values("user_id")
+        holders = Grant.objects.filter(
+            project=forward.project, permission=Permission.FORWARD, expires_on__gte=timezone.localdate()
+        ).values("user_id")
         for user in User.objects.filter(pk__in=holders, is_active=True):
             people[user.pk] = user
     return list(people.values())
@@ -159,8 +183,18 @@ def _log_access(forward: Forward, outcome: str, objects: int, **details: Any) ->
         ForwardScope.PATIENT: ("patient", forward.patient_id),
     }.get(forward.scope, ("forward", forward.pk))
     AccessLog.objects.create(
-        user=forward.user, actor=forward.requested_by, action="forward", object_type=target_type,
-        object_id=str(target_id), project=forward.project, outcome=outcome,
-        details={"forward": forward.pk, "node": forward.destination.name, "objects": objects,
-                 "origin": forward.origin, **details},
+        user=forward.user,
+        actor=forward.requested_by,
+        action="forward",
+        object_type=target_type,
+        object_id=str(target_id),
+        project=forward.project,
+        outcome=outcome,
+        details={
+            "forward": forward.pk,
+            "node": forward.destination.name,
+            "objects": objects,
+            "origin": forward.origin,
+            **details,
+        },
     )

@@ -26,8 +26,18 @@ from rtbank.rules.paths import AttributePath
 
 logger = logging.getLogger("rtbank.rules")
 CHUNK = 2000
-_FIELDS = ("pk", "kind", "sop_class_uid", "calling_ae", "called_ae", "blob_key", "institution__code",
-           "series__modality", "series__study__date", "series__study__patient_id")
+_FIELDS = (
+    "pk",
+    "kind",
+    "sop_class_uid",
+    "calling_ae",
+    "called_ae",
+    "blob_key",
+    "institution__code",
+    "series__modality",
+    "series__study__date",
+    "series__study__patient_id",
+)
 
 
 def eligible_q(project: Project) -> Q:
@@ -38,10 +48,13 @@ def eligible_q(project: Project) -> Q:
     return q
 
 
-def candidates(rule: Rule, condition: Condition, base: QuerySet[Instance] | None = None) -> QuerySet[Instance]:
+def candidates(
+    rule: Rule, condition: Condition, base: QuerySet[Instance] | None = None
+) -> QuerySet[Instance]:
     """Current objects the rule may see that pass the SQL form of its conditions."""
-    qs = (base if base is not None else Instance.objects.all()).filter(state=InstanceState.CURRENT,
-                                                                       series__isnull=False)
+    qs = (base if base is not None else Instance.objects.all()).filter(
+        state=InstanceState.CURRENT, series__isnull=False
+    )
     qs = qs.exclude(audit_return_q("series__study__patient__"))  # returned audit data is not clinical data
     if rule.project_id is not None:
         qs = qs.filter(eligible_q(rule.project))
@@ -60,8 +73,13 @@ class Match:
     kind: str
 
 
-def matching(rule: Rule, base: QuerySet[Instance] | None = None, *, limit: int | None = None,
-             reader: AttributeReader | None = None) -> tuple[list[Match], bool]:
+def matching(
+    rule: Rule,
+    base: QuerySet[Instance] | None = None,
+    *,
+    limit: int | None = None,
+    reader: AttributeReader | None = None,
+) -> tuple[list[Match], bool]:
     """The objects ``rule`` matches (within ``base``), and whether ``limit`` stopped the search early."""
     condition = parse(rule.conditions)
     reader = reader or AttributeReader(condition.attribute_paths())
@@ -88,12 +106,35 @@ def iter_facts(qs: QuerySet[Instance], reader: AttributeReader) -> Iterator[Fact
         structure_sets = [r[0] for r in rows if r[1] == "structure_set"]
         rois: dict[int, list[tuple[str, int]]] = defaultdict(list)
         for ss, name, count in Roi.objects.filter(structure_set_id__in=structure_sets).values_list(
-                "structure_set_id", "name", "contour_count"):
+            "structure_set_id", "name", "contour_count"
+        ):
             rois[ss].append((name, count))
         reader.preload([r[0] for r in rows])
-        for pk, kind, sop_class, calling, called, blob_key, institution, modality, study_date, patient in rows:
-            yield Facts(pk, patient, kind, modality or "", sop_class, calling, called, institution or "", study_date,
-                        rois.get(pk, []), partial(reader.get, pk, blob_key))
+        for (
+            pk,
+            kind,
+            sop_class,
+            calling,
+            called,
+            blob_key,
+            institution,
+            modality,
+            study_date,
+            patient,
+        ) in rows:
+            yield Facts(
+                pk,
+                patient,
+                kind,
+                modality or "",
+                sop_class,
+                calling,
+                called,
+                institution or "",
+                study_date,
+                rois.get(pk, []),
+                partial(reader.get, pk, blob_key),
+            )
         reader.flush()
 
 
@@ -145,7 +186,9 @@ class AttributeReader:
                 logger.warning("rules: cannot read %s of instance %s: %s", name, instance_id, exc)
                 present, values = False, []
             self.memo[(instance_id, name)] = (present, values)
-            self.pending.append(AttributeValue(instance_id=instance_id, path=name, present=present, values=values))
+            self.pending.append(
+                AttributeValue(instance_id=instance_id, path=name, present=present, values=values)
+            )
 
     def flush(self) -> None:
         if self.pending:

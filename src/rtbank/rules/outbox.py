@@ -45,8 +45,17 @@ from rtbank.work.registry import PermanentError
 logger = logging.getLogger("rtbank.outbox")
 FORWARD = "forward"
 # Images first, then what references them: a receiver that resolves references on arrival sees targets first.
-_KIND_ORDER = {"image": 0, "rt_image": 1, "registration": 2, "deformable_registration": 2, "structure_set": 3,
-               "segmentation": 3, "plan": 4, "ion_plan": 4, "dose": 5}
+_KIND_ORDER = {
+    "image": 0,
+    "rt_image": 1,
+    "registration": 2,
+    "deformable_registration": 2,
+    "structure_set": 3,
+    "segmentation": 3,
+    "plan": 4,
+    "ion_plan": 4,
+    "dose": 5,
+}
 
 
 class ForwardRefused(ValidationError):
@@ -58,35 +67,96 @@ class SendFailed(Exception):
 
 
 # --- queueing (the API other areas call) ---------------------------------------------------------------
-def send_plan(node: Node, plan: Instance, *, project: Project | None, actor: str, user: Any = None,
-              origin: str = "manual", origin_key: str | None = None, only_new: bool = False) -> Forward:
+def send_plan(
+    node: Node,
+    plan: Instance,
+    *,
+    project: Project | None,
+    actor: str,
+    user: Any = None,
+    origin: str = "manual",
+    origin_key: str | None = None,
+    only_new: bool = False,
+) -> Forward:
     """Queue the plan bundle of ``plan`` (plan, structure set, images, doses, records present) to ``node``."""
     if plan.kind not in ("plan", "ion_plan") or plan.state != InstanceState.CURRENT:
         raise ForwardRefused("only a current treatment plan can be sent as a plan bundle")
     patient_id = plan.series.study.patient_id if plan.series_id else None
-    return _queue(node, project, ForwardScope.PLAN, actor=actor, user=user, origin=origin, origin_key=origin_key,
-                  only_new=only_new, plan=plan, patient_id=patient_id)
+    return _queue(
+        node,
+        project,
+        ForwardScope.PLAN,
+        actor=actor,
+        user=user,
+        origin=origin,
+        origin_key=origin_key,
+        only_new=only_new,
+        plan=plan,
+        patient_id=patient_id,
+    )
 
 
-def send_patient(node: Node, patient: Patient, *, project: Project | None, actor: str, user: Any = None,
-                 origin: str = "manual", origin_key: str | None = None, only_new: bool = False) -> Forward:
+def send_patient(
+    node: Node,
+    patient: Patient,
+    *,
+    project: Project | None,
+    actor: str,
+    user: Any = None,
+    origin: str = "manual",
+    origin_key: str | None = None,
+    only_new: bool = False,
+) -> Forward:
     """Queue every current object of ``patient`` to ``node``."""
-    return _queue(node, project, ForwardScope.PATIENT, actor=actor, user=user, origin=origin, origin_key=origin_key,
-                  only_new=only_new, patient_id=patient.pk)
+    return _queue(
+        node,
+        project,
+        ForwardScope.PATIENT,
+        actor=actor,
+        user=user,
+        origin=origin,
+        origin_key=origin_key,
+        only_new=only_new,
+        patient_id=patient.pk,
+    )
 
 
-def send_instances(node: Node, instances: Iterable[Instance], *, project: Project | None, actor: str,
-                   user: Any = None, origin: str = "manual", origin_key: str | None = None) -> Forward:
+def send_instances(
+    node: Node,
+    instances: Iterable[Instance],
+    *,
+    project: Project | None,
+    actor: str,
+    user: Any = None,
+    origin: str = "manual",
+    origin_key: str | None = None,
+) -> Forward:
     """Queue chosen stored objects to ``node``."""
     ids = sorted({i.pk for i in instances})
     if not ids:
         raise ForwardRefused("nothing to send")
-    return _queue(node, project, ForwardScope.INSTANCES, actor=actor, user=user, origin=origin,
-                  origin_key=origin_key, instance_ids=ids)
+    return _queue(
+        node,
+        project,
+        ForwardScope.INSTANCES,
+        actor=actor,
+        user=user,
+        origin=origin,
+        origin_key=origin_key,
+        instance_ids=ids,
+    )
 
 
-def send_files(node: Node, paths: Iterable[Path], *, actor: str, origin: str, project: Project | None = None,
-               user: Any = None, origin_key: str | None = None) -> Forward:
+def send_files(
+    node: Node,
+    paths: Iterable[Path],
+    *,
+    actor: str,
+    origin: str,
+    project: Project | None = None,
+    user: Any = None,
+    origin_key: str | None = None,
+) -> Forward:
     """Queue DICOM files that are not in the catalog (e.g. an audit's anonymised copies) to ``node``.
 
     The outbox keeps its own durable copy (``OUTBOX_DIR/<forward id>/``) until the send succeeded, so the
@@ -100,8 +170,15 @@ def send_files(node: Node, paths: Iterable[Path], *, actor: str, origin: str, pr
         raise ForwardRefused(f"not a file: {missing[0]}")
     check_destination(node, project)
     with transaction.atomic():
-        forward = Forward.objects.create(destination=node, project=project, scope=ForwardScope.FILES, origin=origin,
-                                         origin_key=origin_key, requested_by=actor[:150], user=user)
+        forward = Forward.objects.create(
+            destination=node,
+            project=project,
+            scope=ForwardScope.FILES,
+            origin=origin,
+            origin_key=origin_key,
+            requested_by=actor[:150],
+            user=user,
+        )
         folder = Path(settings.OUTBOX_DIR) / str(forward.pk)
         names = _copy_durably(sources, folder)
         Forward.objects.filter(pk=forward.pk).update(files=names)
@@ -159,9 +236,20 @@ def with_state(forwards: QuerySet[Forward]) -> QuerySet[Forward]:
     )
 
 
-def _queue(node: Node, project: Project | None, scope: str, *, actor: str, user: Any, origin: str,
-           origin_key: str | None, only_new: bool = False, plan: Instance | None = None,
-           patient_id: int | None = None, instance_ids: list[int] | None = None) -> Forward:
+def _queue(
+    node: Node,
+    project: Project | None,
+    scope: str,
+    *,
+    actor: str,
+    user: Any,
+    origin: str,
+    origin_key: str | None,
+    only_new: bool = False,
+    plan: Instance | None = None,
+    patient_id: int | None = None,
+    instance_ids: list[int] | None = None,
+) -> Forward:
     check_destination(node, project)
     with transaction.atomic():
         if origin_key:
@@ -170,16 +258,26 @@ def _queue(node: Node, project: Project | None, scope: str, *, actor: str, user:
                 refresh(existing)
                 return existing
         forward = Forward.objects.create(
-            destination=node, project=project, scope=scope, plan=plan, patient_id=patient_id,
-            instance_ids=instance_ids or [], only_new=only_new, origin=origin[:64], origin_key=origin_key,
-            requested_by=actor[:150], user=user if getattr(user, "is_authenticated", False) else None,
+            destination=node,
+            project=project,
+            scope=scope,
+            plan=plan,
+            patient_id=patient_id,
+            instance_ids=instance_ids or [],
+            only_new=only_new,
+            origin=origin[:64],
+            origin_key=origin_key,
+            requested_by=actor[:150],
+            user=user if getattr(user, "is_authenticated", False) else None,
         )
         _enqueue(forward)
     return forward
 
 
 def _enqueue(forward: Forward) -> None:
-    work.enqueue(FORWARD, forward.work_key, {"forward": forward.pk}, max_attempts=settings.FORWARD_MAX_ATTEMPTS)
+    work.enqueue(
+        FORWARD, forward.work_key, {"forward": forward.pk}, max_attempts=settings.FORWARD_MAX_ATTEMPTS
+    )
 
 
 def _copy_durably(sources: list[Path], folder: Path) -> list[str]:
@@ -213,7 +311,9 @@ def dataset(forward: Forward) -> QuerySet[Instance]:
 def _unsent(forward: Forward) -> QuerySet[Instance]:
     objects = dataset(forward)
     if forward.only_new:
-        delivered = ForwardedInstance.objects.filter(destination_id=forward.destination_id).values("instance_id")
+        delivered = ForwardedInstance.objects.filter(destination_id=forward.destination_id).values(
+            "instance_id"
+        )
         objects = objects.exclude(pk__in=delivered)
     return objects
 
@@ -238,8 +338,10 @@ def outgoing(forward: Forward) -> Outgoing:
         folder = Path(settings.OUTBOX_DIR) / str(forward.pk)
         return Outgoing([], [folder / name for name in forward.files])
     store = blob_store()
-    rows = sorted(_unsent(forward).values_list("pk", "sop_instance_uid", "blob_key", "kind", "instance_number"),
-                  key=lambda r: (_KIND_ORDER.get(r[3], 6), r[4] if r[4] is not None else 0, r[0]))
+    rows = sorted(
+        _unsent(forward).values_list("pk", "sop_instance_uid", "blob_key", "kind", "instance_number"),
+        key=lambda r: (_KIND_ORDER.get(r[3], 6), r[4] if r[4] is not None else 0, r[0]),
+    )
     found = []
     for pk, uid, key, _kind, _number in rows:
         path = store.local_path(key)

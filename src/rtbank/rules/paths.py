@@ -47,17 +47,22 @@ class AttributePath:
     def parse(cls, text: str) -> AttributePath:
         text = text.strip()
         if not text:
-            raise ValueError("an attribute path is empty; write a keyword (PatientSex) or a tag ((0010,0040))")
+            raise ValueError(
+                "an attribute path is empty; write a keyword (PatientSex) or a tag ((0010,0040))"
+            )
         steps = []
         for raw in text.split("."):
             m = _STEP.match(raw.strip())
             if not m:
-                raise ValueError(f"{raw!r} in {text!r} is not a keyword, a tag like (300A,00B2), "
-                                 "or either with [n] / [*]")
+                raise ValueError(
+                    f"{raw!r} in {text!r} is not a keyword, a tag like (300A,00B2), or either with [n] / [*]"
+                )
             if m.group("kw"):
                 tag = tag_for_keyword(m.group("kw"))
                 if tag is None:
-                    raise ValueError(f"{m.group('kw')!r} is not a DICOM keyword (check the spelling, or use the tag)")
+                    raise ValueError(
+                        f"{m.group('kw')!r} is not a DICOM keyword (check the spelling, or use the tag)"
+                    )
                 tag = Tag(tag)
             else:
                 tag = Tag(int(m.group("g1") or m.group("g2"), 16), int(m.group("e1") or m.group("e2"), 16))
@@ -86,7 +91,7 @@ class AttributePath:
                 continue
             found = _strings(value)
             if index is not None:
-                found = found[index:index + 1]
+                found = found[index : index + 1]
             present = present or bool(found)
             values.extend(found[: MAX_VALUES - len(values)])
             if len(values) >= MAX_VALUES:
@@ -105,7 +110,7 @@ class AttributePath:
             return
         items = list(element.value)
         if step.index is not None:
-            items = items[step.index:step.index + 1]
+            items = items[step.index : step.index + 1]
         for item in items:
             yield from self._elements(item, depth + 1)
 

@@ -30,14 +30,27 @@ def may_write(access: Access, project: Project | None) -> bool:
     return access.has(project, Permission.RULES)
 
 
-def save_rule(access: Access, *, rule: Rule | None, project: Project | None, name: str, scope: str,
-              conditions: dict[str, Any], actions: list[dict[str, Any]], enabled: bool, description: str = "") -> Rule:
+def save_rule(
+    access: Access,
+    *,
+    rule: Rule | None,
+    project: Project | None,
+    name: str,
+    scope: str,
+    conditions: dict[str, Any],
+    actions: list[dict[str, Any]],
+    enabled: bool,
+    description: str = "",
+) -> Rule:
     """Create or change a rule after every check; raises ``PermissionDenied`` or ``ValidationError``."""
     if rule is not None and rule.project_id != (project.pk if project else None):
         raise PermissionDenied("a rule stays with its project")
     if not may_write(access, project):
-        raise PermissionDenied("only site admins write site-wide rules" if project is None
-                               else f"you need the 'rules' permission on {project.code}")
+        raise PermissionDenied(
+            "only site admins write site-wide rules"
+            if project is None
+            else f"you need the 'rules' permission on {project.code}"
+        )
     if not name.strip():
         raise ValidationError("a rule needs a name")
     if scope not in RuleScope.values:
@@ -50,18 +63,39 @@ def save_rule(access: Access, *, rule: Rule | None, project: Project | None, nam
     with transaction.atomic():
         if rule is None:
             rule = Rule(project=project, created_by=access.label)
-        changed = rule.pk is None or (rule.conditions, rule.actions, rule.scope) != (conditions, cleaned, scope)
+        changed = rule.pk is None or (rule.conditions, rule.actions, rule.scope) != (
+            conditions,
+            cleaned,
+            scope,
+        )
         rule.name, rule.description, rule.scope = name.strip()[:120], description, scope
-        rule.conditions, rule.actions, rule.enabled, rule.updated_by = conditions, cleaned, enabled, access.label
+        rule.conditions, rule.actions, rule.enabled, rule.updated_by = (
+            conditions,
+            cleaned,
+            enabled,
+            access.label,
+        )
         if changed and rule.pk is not None:
             rule.version += 1
         rule.save()
-        log_event("rules", "rule_saved", actor=access.label, object_type="rule", object_id=rule.pk,
-                  details={"project": project.code if project else None, "enabled": enabled, "version": rule.version})
+        log_event(
+            "rules",
+            "rule_saved",
+            actor=access.label,
+            object_type="rule",
+            object_id=rule.pk,
+            details={
+                "project": project.code if project else None,
+                "enabled": enabled,
+                "version": rule.version,
+            },
+        )
     return rule
 
 
-def clean_actions(access: Access, project: Project | None, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def clean_actions(
+    access: Access, project: Project | None, actions: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     if not actions:
         raise ValidationError("a rule needs at least one action (assign, forward or notify)")
     if len(actions) > MAX_ACTIONS:
@@ -116,8 +150,10 @@ def _clean_notify(project: Project | None, action: dict[str, Any]) -> dict[str, 
     if project is not None:
         outsiders = [u.get_username() for u in found if not live_grants(u).filter(project=project).exists()]
         if outsiders:
-            raise ValidationError(f"{', '.join(outsiders)} hold(s) no grant on {project.code}: a rule never tells "
-                                  "outsiders about project data")
+            raise ValidationError(
+                f"{', '.join(outsiders)} hold(s) no grant on {project.code}: a rule never tells "
+                "outsiders about project data"
+            )
     if not users and not roles:
         raise ValidationError("a notify action names people or roles")
     return {"type": "notify", "users": users, "roles": roles}
@@ -126,8 +162,14 @@ def _clean_notify(project: Project | None, action: dict[str, Any]) -> dict[str, 
 def delete_rule(access: Access, rule: Rule) -> None:
     if not may_write(access, rule.project):
         raise PermissionDenied("you may not delete this rule")
-    log_event("rules", "rule_deleted", actor=access.label, object_type="rule", object_id=rule.pk,
-              details={"project": rule.project.code if rule.project else None, "name": rule.name})
+    log_event(
+        "rules",
+        "rule_deleted",
+        actor=access.label,
+        object_type="rule",
+        object_id=rule.pk,
+        details={"project": rule.project.code if rule.project else None, "name": rule.name},
+    )
     rule.delete()
 
 

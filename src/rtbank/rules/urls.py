@@ -12,7 +12,11 @@ urlpatterns = [
     path("projects/<str:code>/rules/<int:pk>/delete/", views.rule_delete, name="project_rule_delete"),
     path("projects/<str:code>/outbox/", views.outbox_list, name="project_outbox"),
     path("projects/<str:code>/send/", views.project_send, name="project_send"),
-    path("projects/<str:code>/subjects/<str:subject_id>/rule-firings/", views.subject_firings, name="subject_firings"),
+    path(
+        "projects/<str:code>/subjects/<str:subject_id>/rule-firings/",
+        views.subject_firings,
+        name="subject_firings",
+    ),
     path("rules/site/", views.rule_list, name="site_rules"),
     path("rules/site/new/", views.rule_edit, name="site_rule_new"),
     path("rules/site/<int:pk>/", views.rule_detail, name="site_rule"),

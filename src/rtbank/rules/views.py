@@ -77,9 +77,17 @@ def rule_edit(request: HttpRequest, code: str | None = None, pk: int | None = No
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            saved = services.save_rule(acc, rule=rule, project=project, name=data["name"], scope=data["scope"],
-                                       conditions=data["conditions"], actions=data["actions"],
-                                       enabled=data["enabled"], description=data["description"])
+            saved = services.save_rule(
+                acc,
+                rule=rule,
+                project=project,
+                name=data["name"],
+                scope=data["scope"],
+                conditions=data["conditions"],
+                actions=data["actions"],
+                enabled=data["enabled"],
+                description=data["description"],
+            )
         except ValidationError as exc:
             form.add_error(None, "; ".join(exc.messages))
         except PermissionDenied as exc:
@@ -96,11 +104,20 @@ def rule_detail(request: HttpRequest, code: str | None = None, pk: int = 0) -> H
     acc, project = _owner(request, code, "view_rule")
     rule = _rule(project, pk)
     firings = Paginator(RuleFiring.objects.filter(rule=rule).select_related("forward"), PAGE_SIZE).get_page(
-        request.GET.get("page"))
-    return render(request, "rules/detail.html", {
-        "project": project, "rule": rule, "firings": firings, "labels": _firing_labels(acc, project, list(firings)),
-        "description": _describe(rule), "actions": _action_labels(rule),
-    })
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "rules/detail.html",
+        {
+            "project": project,
+            "rule": rule,
+            "firings": firings,
+            "labels": _firing_labels(acc, project, list(firings)),
+            "description": _describe(rule),
+            "actions": _action_labels(rule),
+        },
+    )
 
 
 @login_required
@@ -109,7 +126,15 @@ def rule_dry_run(request: HttpRequest, code: str | None = None, pk: int = 0) -> 
     acc, project = _owner(request, code, "dry_run_rule")
     rule = _rule(project, pk)
     report = dry_run(rule, acc)
-    acc.record("dry_run_rule", "rule", rule.pk, ALLOWED, project=project, shown=len(report.rows), hidden=report.hidden)
+    acc.record(
+        "dry_run_rule",
+        "rule",
+        rule.pk,
+        ALLOWED,
+        project=project,
+        shown=len(report.rows),
+        hidden=report.hidden,
+    )
     return render(request, "rules/dry_run.html", {"project": project, "rule": rule, "report": report})
 
 
@@ -157,9 +182,13 @@ def _action_labels(rule: Rule) -> list[str]:
             labels.append(f"assign to {target.code if target else '(a removed project)'}")
         elif action["type"] == "forward":
             node = Node.objects.filter(pk=action.get("node")).first()
-            labels.append(f"forward to {node.name} ({node.ae_title})" if node else "forward to (a removed node)")
+            labels.append(
+                f"forward to {node.name} ({node.ae_title})" if node else "forward to (a removed node)"
+            )
         elif action["type"] == "notify":
-            names = list(User.objects.filter(pk__in=action.get("users", [])).values_list("username", flat=True))
+            names = list(
+                User.objects.filter(pk__in=action.get("users", [])).values_list("username", flat=True)
+            )
             labels.append("notify " + ", ".join(names + [f"{r} holders" for r in action.get("roles", [])]))
     return labels
 
@@ -168,8 +197,11 @@ def _firing_labels(acc: Access, project: Project | None, firings: list[RuleFirin
     """Subject IDs for people who may view the project's data; nothing else ever names a patient here."""
     if project is None or not acc.has(project, Permission.VIEW):
         return {}
-    subjects = dict(project.subjects.filter(patient_id__in=[f.patient_id for f in firings])
-                    .values_list("patient_id", "subject_id"))
+    subjects = dict(
+        project.subjects.filter(patient_id__in=[f.patient_id for f in firings]).values_list(
+            "patient_id", "subject_id"
+        )
+    )
     return {f.pk: subjects[f.patient_id] for f in firings if f.patient_id in subjects}
 
 
@@ -230,8 +262,11 @@ def project_send(request: HttpRequest, code: str) -> HttpResponse:
             forward = _queue_send(acc, project, node, subject_id, plan_uid)
             messages.success(request, f"Queued to {node.name} as outbox #{forward.pk}.")
             return redirect("project_outbox", code=project.code)
-    return render(request, "rules/send.html", {"project": project, "nodes": nodes, "subject": subject_id,
-                                               "plan": plan_uid})
+    return render(
+        request,
+        "rules/send.html",
+        {"project": project, "nodes": nodes, "subject": subject_id, "plan": plan_uid},
+    )
 
 
 def _queue_send(acc: Access, project: Project, node: Node, subject_id: str, plan_uid: str) -> Forward:
@@ -245,8 +280,13 @@ def _queue_send(acc: Access, project: Project, node: Node, subject_id: str, plan
         return outbox.send_plan(node, plan, project=project, actor=acc.label, user=acc.user)
     subject = acc.subject(project, subject_id, "forward_request")
     objects = held.filter(series__study__patient=subject.patient, state=InstanceState.CURRENT)
-    return outbox.send_instances(node, list(Instance.objects.filter(pk__in=objects.values("pk"))), project=project,
-                                 actor=acc.label, user=acc.user)
+    return outbox.send_instances(
+        node,
+        list(Instance.objects.filter(pk__in=objects.values("pk"))),
+        project=project,
+        actor=acc.label,
+        user=acc.user,
+    )
 
 
 # --- firings on the data's pages, and the cleanup report ----------------------------------------------------
@@ -257,7 +297,9 @@ def subject_firings(request: HttpRequest, code: str, subject_id: str) -> HttpRes
     project = acc.project(code, Permission.VIEW, "view_firings")
     subject = acc.subject(project, subject_id, "view_firings")
     firings = services.firings_of_patient(subject.patient_id, projects=[project])
-    return render(request, "rules/firings.html", {"project": project, "subject": subject, "firings": firings[:200]})
+    return render(
+        request, "rules/firings.html", {"project": project, "subject": subject, "firings": firings[:200]}
+    )
 
 
 @login_required

@@ -63,12 +63,29 @@ def access_log(request: HttpRequest) -> HttpResponse:
     acc.record("read_access_log", "access_log", "", ALLOWED, filters=filters)
     qs = filtered(params)
     if request.GET.get("format") == "csv":
-        rows = ([f"{r.time:%Y-%m-%d %H:%M:%S}", r.actor, r.action, r.object_type, r.object_id,
-                 r.project.code if r.project else "", r.outcome, r.remote_addr] for r in qs.iterator(chunk_size=2000))
-        return csv_response("access-log.csv", ["time", "actor", "action", "object_type", "object_id", "project",
-                                               "outcome", "remote_addr"], rows)
+        rows = (
+            [
+                f"{r.time:%Y-%m-%d %H:%M:%S}",
+                r.actor,
+                r.action,
+                r.object_type,
+                r.object_id,
+                r.project.code if r.project else "",
+                r.outcome,
+                r.remote_addr,
+            ]
+            for r in qs.iterator(chunk_size=2000)
+        )
+        return csv_response(
+            "access-log.csv",
+            ["time", "actor", "action", "object_type", "object_id", "project", "outcome", "remote_addr"],
+            rows,
+        )
     page = Paginator(qs, 100).get_page(request.GET.get("page"))
     actions = AccessLog.objects.order_by("action").values_list("action", flat=True).distinct()[:200]
     query = urlencode({k: v for k, v in params.items() if v})
-    return render(request, "rtbank/access_log.html", {"page": page, "params": params, "actions": actions,
-                                                       "outcomes": OUTCOMES, "filter_query": query})
+    return render(
+        request,
+        "rtbank/access_log.html",
+        {"page": page, "params": params, "actions": actions, "outcomes": OUTCOMES, "filter_query": query},
+    )

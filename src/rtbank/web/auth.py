@@ -80,8 +80,12 @@ class LoginView(auth_views.LoginView):
 
 
 class TokenForm(forms.Form):
-    token = forms.RegexField(regex=r"^\s*\d{6}\s*$", max_length=12, label="Code from your authenticator app",
-                             error_messages={"invalid": "enter the 6-digit code"})
+    token = forms.RegexField(
+        regex=r"^\s*\d{6}\s*$",
+        max_length=12,
+        label="Code from your authenticator app",
+        error_messages={"invalid": "enter the 6-digit code"},
+    )
 
 
 @login_required
@@ -95,12 +99,21 @@ def login_verify(request: HttpRequest) -> HttpResponse:
         device = django_otp.match_token(request.user, form.cleaned_data["token"].strip())
         if device is not None and device.confirmed:
             django_otp.login(request, device)
-            log_event("web", "login_second_factor", actor=request.user.get_username(), object_type="user",
-                      object_id=request.user.pk)
+            log_event(
+                "web",
+                "login_second_factor",
+                actor=request.user.get_username(),
+                object_type="user",
+                object_id=request.user.pk,
+            )
             return redirect(_unquoted_next(request, target))
         form.add_error("token", "that code is not valid (or too many attempts: wait and try again)")
-    return render(request, "rtbank/login_verify.html", {"form": form, "next": target},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "rtbank/login_verify.html",
+        {"form": form, "next": target},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @login_required
@@ -121,15 +134,28 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
             device.save(update_fields=["confirmed"])
             TOTPDevice.objects.filter(user=request.user, confirmed=False).delete()
             django_otp.login(request, device)
-            log_event("web", "two_factor_added", actor=request.user.get_username(), object_type="user",
-                      object_id=request.user.pk)
+            log_event(
+                "web",
+                "two_factor_added",
+                actor=request.user.get_username(),
+                object_type="user",
+                object_id=request.user.pk,
+            )
             messages.success(request, "Two-factor authentication is on for your account.")
             return redirect(_unquoted_next(request, request.POST.get("next") or "/account/"))
         form.add_error("token", "that code is not valid; check the time on your phone and try again")
-    return render(request, "rtbank/two_factor_setup.html", {
-        "form": form, "qr": _qr_data_uri(device.config_url), "secret": base64.b32encode(device.bin_key).decode(),
-        "required": is_site_admin(request.user), "next": request.GET.get("next") or request.POST.get("next") or "",
-    }, status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "rtbank/two_factor_setup.html",
+        {
+            "form": form,
+            "qr": _qr_data_uri(device.config_url),
+            "secret": base64.b32encode(device.bin_key).decode(),
+            "required": is_site_admin(request.user),
+            "next": request.GET.get("next") or request.POST.get("next") or "",
+        },
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 def _unquoted_next(request: HttpRequest, target: str) -> str:

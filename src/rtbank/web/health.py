@@ -30,14 +30,24 @@ def health() -> dict[str, Any]:
         free = free_bytes(spool if spool.exists() else Path(settings.HOME))
         reserve = settings.SPOOL_RESERVE_MB * 1024 * 1024
         waiting = sum(1 for _ in (spool / "ready").glob("*.dcm")) if (spool / "ready").exists() else 0
-        report["spool"] = {"ok": free > reserve, "free_bytes": free, "reserve_bytes": reserve, "ready_files": waiting}
+        report["spool"] = {
+            "ok": free > reserve,
+            "free_bytes": free,
+            "reserve_bytes": reserve,
+            "ready_files": waiting,
+        }
     except OSError as exc:
         report["spool"] = {"ok": False, "error": str(exc)}
     now = timezone.now()
     beat = WorkerHeartbeat.objects.order_by("-last_seen").first()
     age = (now - beat.last_seen).total_seconds() if beat else None
     report["worker"] = {"ok": age is not None and age < HEARTBEAT_STALE_S, "last_heartbeat_age_s": age}
-    oldest = WorkItem.objects.filter(state=WorkState.PENDING).order_by("created_at").values_list("created_at", flat=True).first()
+    oldest = (
+        WorkItem.objects.filter(state=WorkState.PENDING)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
     failed = WorkItem.objects.filter(state=WorkState.FAILED).count()
     report["work"] = {
         "ok": True,

@@ -48,8 +48,12 @@ def render_panels(kind: str, request: HttpRequest, context: dict[str, Any]) -> S
             parts.append(render_to_string(template_name, context, request=request))
         except TemplateDoesNotExist:
             logger.error("panel template %s does not exist", template_name)
-            parts.append(format_html('<section class="card panel error">Panel {} is missing.</section>', template_name))
+            parts.append(
+                format_html('<section class="card panel error">Panel {} is missing.</section>', template_name)
+            )
         except Exception:  # noqa: BLE001 - one area's broken panel must not take the page down
             logger.exception("panel %s failed", template_name)
-            parts.append(format_html('<section class="card panel error">Panel {} failed.</section>', template_name))
+            parts.append(
+                format_html('<section class="card panel error">Panel {} failed.</section>', template_name)
+            )
     return mark_safe("".join(parts))  # noqa: S308 - each part was rendered by an autoescaping template

@@ -11,8 +11,13 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", account.account, name="account"),
     path("account/two-factor/", auth.two_factor_setup, name="two_factor_setup"),
-    path("account/password/", auth_views.PasswordChangeView.as_view(
-        template_name="rtbank/password_change.html", success_url="/account/"), name="password_change"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="rtbank/password_change.html", success_url="/account/"
+        ),
+        name="password_change",
+    ),
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/assign/", views.inbox_assign, name="inbox_assign"),
     path("inbox/patients/<int:pk>/", views.inbox_patient, name="inbox_patient"),

@@ -37,8 +37,12 @@ def home(request: HttpRequest) -> HttpResponse:
 def inbox(request: HttpRequest) -> HttpResponse:
     """Data in no project yet: site admins and the submitting institution's data managers route it."""
     acc = Access.of(request)
-    qs = (acc.inbox_patients().select_related("institution").annotate(study_count=Count("studies", distinct=True))
-          .order_by("-created_at", "pk"))
+    qs = (
+        acc.inbox_patients()
+        .select_related("institution")
+        .annotate(study_count=Count("studies", distinct=True))
+        .order_by("-created_at", "pk")
+    )
     query = request.GET.get("q", "").strip()[:64]
     if query:
         qs = qs.filter(Q(patient_id__icontains=query) | Q(name__icontains=query))
@@ -53,7 +57,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def inbox_patient(request: HttpRequest, pk: int) -> HttpResponse:
     acc = Access.of(request)
     found = acc.inbox_patient(pk, "view_patient")
-    return render(request, "rtbank/patient.html", {"view": patient_view(found), "projects": acc.assignable_projects()})
+    return render(
+        request, "rtbank/patient.html", {"view": patient_view(found), "projects": acc.assignable_projects()}
+    )
 
 
 @login_required
@@ -73,8 +79,12 @@ def inbox_assign(request: HttpRequest) -> HttpResponse:
     plan_uid = request.POST.get("plan", "").strip()[:64]
     try:
         if plan_uid:
-            plan = Instance.objects.filter(sop_instance_uid=plan_uid, state=InstanceState.CURRENT, kind__in=PLAN_KINDS,
-                                           series__study__patient=patients[0]).first()
+            plan = Instance.objects.filter(
+                sop_instance_uid=plan_uid,
+                state=InstanceState.CURRENT,
+                kind__in=PLAN_KINDS,
+                series__study__patient=patients[0],
+            ).first()
             if plan is None or len(patients) != 1:
                 raise ValidationError("choose one plan of one patient")
             subject = assign_plan(project, plan, actor=acc.label).subject
@@ -110,19 +120,34 @@ def upload(request: HttpRequest) -> HttpResponse:
         acc.record("upload", "page", "", DENIED)
         raise PermissionDenied("web upload is for uploaders of an institution")
     projects = acc.upload_projects()
-    context = {"institution": institution, "projects": projects,
-               "uploads": Upload.objects.filter(user=request.user).select_related("project")[:20]}
+    context = {
+        "institution": institution,
+        "projects": projects,
+        "uploads": Upload.objects.filter(user=request.user).select_related("project")[:20],
+    }
     if request.method == "POST":
         uploads.ensure_temp_dir()
-        project = projects.filter(code=request.POST.get("project", "")).first() if request.POST.get("project") else None
+        project = (
+            projects.filter(code=request.POST.get("project", "")).first()
+            if request.POST.get("project")
+            else None
+        )
         if request.POST.get("project") and project is None:
             raise PermissionDenied("you may not upload into that project")
         try:
-            done = uploads.receive(acc, request.FILES.getlist("files"), project=project,
-                                   deidentified=request.POST.get("deidentified") == "on")
+            done = uploads.receive(
+                acc,
+                request.FILES.getlist("files"),
+                project=project,
+                deidentified=request.POST.get("deidentified") == "on",
+            )
         except uploads.UploadRefused as exc:
-            return render(request, "rtbank/upload.html", {**context, "refused": str(exc), "problems": exc.problems},
-                          status=400)
+            return render(
+                request,
+                "rtbank/upload.html",
+                {**context, "refused": str(exc), "problems": exc.problems},
+                status=400,
+            )
         finally:
             for f in request.FILES.getlist("files"):
                 f.close()
@@ -141,4 +166,6 @@ def upload_detail(request: HttpRequest, pk: int) -> HttpResponse:
         from django.http import Http404
 
         raise Http404("no such upload")
-    return render(request, "rtbank/upload_detail.html", {"upload": found, "refresh": found.assignment == "pending"})
+    return render(
+        request, "rtbank/upload_detail.html", {"upload": found, "refresh": found.assignment == "pending"}
+    )

@@ -8,7 +8,17 @@ from rtbank.work.services import resubmit
 
 @admin.register(WorkItem)
 class WorkItemAdmin(admin.ModelAdmin):
-    list_display = ("kind", "key", "state", "attempts", "max_attempts", "not_before", "claimed_by", "updated_at", "short_error")
+    list_display = (
+        "kind",
+        "key",
+        "state",
+        "attempts",
+        "max_attempts",
+        "not_before",
+        "claimed_by",
+        "updated_at",
+        "short_error",
+    )
     list_filter = ("state", "kind")
     search_fields = ("key", "last_error")
     readonly_fields = [f.name for f in WorkItem._meta.fields]

@@ -29,10 +29,14 @@ class WorkItem(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=10)
     last_error = models.TextField(blank=True)
-    not_before = models.DateTimeField(null=True, blank=True, help_text="back-off: not claimed before this time")
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="back-off: not claimed before this time"
+    )
     claimed_by = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
-    rerun = models.BooleanField(default=False, help_text="new input arrived while running: run again when done")
+    rerun = models.BooleanField(
+        default=False, help_text="new input arrived while running: run again when done"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     done_at = models.DateTimeField(null=True, blank=True)

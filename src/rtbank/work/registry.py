@@ -53,7 +53,9 @@ class Poller:
     name: str
     func: Callable[[str], None]  # called with the worker id
     every_s: float
-    when_draining: bool = True  # also while a worker only drains the queue (run_until_idle: tests, import --wait)
+    when_draining: bool = (
+        True  # also while a worker only drains the queue (run_until_idle: tests, import --wait)
+    )
 
 
 KINDS: dict[str, WorkKind] = {}

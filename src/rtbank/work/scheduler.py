@@ -95,7 +95,9 @@ def run_job(item: WorkItem, batch: Batch) -> dict[str, Any] | None:
     name = item.payload.get("job", "")
     spec = getattr(settings, "SCHEDULE", {}).get(name)
     if spec is None:
-        raise PermanentError(f"scheduled job {name!r} is not in settings.SCHEDULE (removed since it was queued?)")
+        raise PermanentError(
+            f"scheduled job {name!r} is not in settings.SCHEDULE (removed since it was queued?)"
+        )
     period = item.payload.get("period") or item.key.split(":", 1)[-1]
     result = import_string(spec["task"])(period)
     return {"result": result} if result else None

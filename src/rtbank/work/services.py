@@ -50,7 +50,10 @@ def enqueue(
             WorkItem.objects.filter(pk=item.pk).update(rerun=True, payload=fields["payload"] or item.payload)
         else:
             WorkItem.objects.filter(pk=item.pk).update(
-                state=WorkState.PENDING, attempts=0, not_before=None, last_error="",
+                state=WorkState.PENDING,
+                attempts=0,
+                not_before=None,
+                last_error="",
                 payload=fields["payload"] or item.payload,
             )
         item.refresh_from_db()
@@ -60,7 +63,9 @@ def enqueue(
 def enqueue_many(kind: str, rows: Iterable[tuple[str, dict[str, Any]]], *, priority: int = 0) -> int:
     """Create many rows at once; rows whose key exists are left alone. Returns the number offered."""
     items = [
-        WorkItem(kind=kind, key=key, payload=payload, priority=priority, max_attempts=settings.WORK_MAX_ATTEMPTS)
+        WorkItem(
+            kind=kind, key=key, payload=payload, priority=priority, max_attempts=settings.WORK_MAX_ATTEMPTS
+        )
         for key, payload in rows
     ]
     if items:
@@ -82,7 +87,9 @@ def claim(kinds: list[str], worker_id: str, limit: int, lease_s: int | None = No
         if not items:
             return []
         ids = [item.pk for item in items]
-        WorkItem.objects.filter(pk__in=ids).update(state=WorkState.IN_PROGRESS, claimed_by=worker_id, lease_until=lease)
+        WorkItem.objects.filter(pk__in=ids).update(
+            state=WorkState.IN_PROGRESS, claimed_by=worker_id, lease_until=lease
+        )
         claimed = []
         for item in items:
             item.attempts += 1
@@ -133,8 +140,14 @@ def complete(item: WorkItem, worker_id: str, *, result: dict[str, Any] | None = 
     )
 
 
-def fail(item: WorkItem, worker_id: str, error: str, *, retry: bool = True,
-         backoff: tuple[float, float] | None = None) -> WorkItem:
+def fail(
+    item: WorkItem,
+    worker_id: str,
+    error: str,
+    *,
+    retry: bool = True,
+    backoff: tuple[float, float] | None = None,
+) -> WorkItem:
     """Record a failure: back off and retry, or park the row as failed at the cap (or when not retryable).
 
     ``backoff`` is ``(base_s, cap_s)``: attempt n waits about ``min(cap, base · 2^(n-1))`` seconds (±20 %).
@@ -146,7 +159,10 @@ def fail(item: WorkItem, worker_id: str, error: str, *, retry: bool = True,
     base_s, cap_s = backoff or (BACKOFF_BASE_S, BACKOFF_CAP_S)
     delay = min(cap_s, base_s * 2 ** (item.attempts - 1)) * random.uniform(0.8, 1.2)
     WorkItem.objects.filter(pk=item.pk, claimed_by=worker_id).update(
-        state=WorkState.PENDING, claimed_by="", lease_until=None, last_error=item.last_error,
+        state=WorkState.PENDING,
+        claimed_by="",
+        lease_until=None,
+        last_error=item.last_error,
         not_before=timezone.now() + dt.timedelta(seconds=delay),
     )
     item.state = WorkState.PENDING
@@ -162,8 +178,12 @@ def _finish_failed(item: WorkItem, error: str) -> None:
 
 def release(items: list[WorkItem], worker_id: str, delay_s: float = 1.0) -> int:
     """Give rows back after a batch failed as a whole (e.g. a database deadlock): pending again, soon."""
-    return WorkItem.objects.filter(pk__in=[i.pk for i in items], claimed_by=worker_id, state=WorkState.IN_PROGRESS).update(
-        state=WorkState.PENDING, claimed_by="", lease_until=None,
+    return WorkItem.objects.filter(
+        pk__in=[i.pk for i in items], claimed_by=worker_id, state=WorkState.IN_PROGRESS
+    ).update(
+        state=WorkState.PENDING,
+        claimed_by="",
+        lease_until=None,
         not_before=timezone.now() + dt.timedelta(seconds=delay_s * random.uniform(0.5, 1.5)),
     )
 
@@ -189,7 +209,9 @@ def counts() -> dict[str, Any]:
     by_kind: dict[str, dict[str, int]] = {}
     for row in rows:
         total[row["state"]] += row["n"]
-        by_kind.setdefault(row["kind"], {"pending": 0, "in_progress": 0, "failed": 0})[row["state"]] += row["n"]
+        by_kind.setdefault(row["kind"], {"pending": 0, "in_progress": 0, "failed": 0})[row["state"]] += row[
+            "n"
+        ]
     return {**total, "by_kind": by_kind}
 
 
@@ -197,8 +219,12 @@ def run_once_per_period(job: str, period: str, payload: dict[str, Any] | None = 
     """Create the row for scheduled ``job`` in ``period`` unless it exists: N workers, one run."""
     try:
         with transaction.atomic():
-            WorkItem.objects.create(kind="job", key=f"{job}:{period}", payload={"job": job, **(payload or {})},
-                                    max_attempts=settings.WORK_MAX_ATTEMPTS)
+            WorkItem.objects.create(
+                kind="job",
+                key=f"{job}:{period}",
+                payload={"job": job, **(payload or {})},
+                max_attempts=settings.WORK_MAX_ATTEMPTS,
+            )
         return True
     except IntegrityError:
         return False

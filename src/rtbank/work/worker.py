@@ -37,6 +37,7 @@ class Worker:
         self._last_poll: dict[str, float] = {}
         self._last_beat = 0.0
         self._started = timezone.now()
+        self._grace: threading.Timer | None = None
 
     def install_signal_handlers(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM/SIGINT: finish the current batch and stop. A batch still running ``grace_s`` later (a long
@@ -47,9 +48,9 @@ class Worker:
             if self.stop.is_set():
                 raise Abandoned
             self.stop.set()
-            timer = threading.Timer(grace_s, os.kill, (os.getpid(), signal.SIGTERM))
-            timer.daemon = True
-            timer.start()
+            self._grace = threading.Timer(grace_s, os.kill, (os.getpid(), signal.SIGTERM))
+            self._grace.daemon = True
+            self._grace.start()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_signal)
@@ -61,8 +62,12 @@ class Worker:
         try:
             self._loop(until_idle)
         except Abandoned:
-            logger.warning("worker %s: stop requested again or grace period over; current batch abandoned", self.id)
+            logger.warning(
+                "worker %s: stop requested again or grace period over; current batch abandoned", self.id
+            )
         self.stop.set()  # also ends the lease-renewal thread of a worker that ran until idle
+        if self._grace is not None:
+            self._grace.cancel()  # stopped in time: no second signal
         logger.info("worker %s stopped after %d rows", self.id, self.processed)
         return self.processed
 

@@ -1,7 +1,16 @@
 """The SQL catalog: the DICOM hierarchy, RT objects and the references between them."""
 
 from rtbank.catalog.models.hierarchy import Instance, InstanceState, Patient, Series, Study
-from rtbank.catalog.models.rt import Dose, PlanBundleMember, Reference, Registration, Roi, RTPlan, StructureSet, TreatmentRecord
+from rtbank.catalog.models.rt import (
+    Dose,
+    PlanBundleMember,
+    Reference,
+    Registration,
+    Roi,
+    RTPlan,
+    StructureSet,
+    TreatmentRecord,
+)
 
 __all__ = [
     "Dose",

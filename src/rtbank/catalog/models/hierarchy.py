@@ -92,7 +92,9 @@ class Instance(models.Model):
     sop_class_uid = models.CharField(max_length=64)
     kind = models.CharField(max_length=32, db_index=True, help_text="RT role, see rtbank.dicom.sop.RtKind")
     # Null only for quarantined collisions: they must not appear under another institution's patient.
-    series = models.ForeignKey(Series, null=True, blank=True, on_delete=models.PROTECT, related_name="instances")
+    series = models.ForeignKey(
+        Series, null=True, blank=True, on_delete=models.PROTECT, related_name="instances"
+    )
     state = models.CharField(max_length=16, choices=InstanceState.choices, default=InstanceState.CURRENT)
     version = models.PositiveIntegerField(default=1)
     instance_number = models.IntegerField(null=True, blank=True)
@@ -110,8 +112,12 @@ class Instance(models.Model):
     # Storage
     blob_key = models.CharField(max_length=200)
     size = models.PositiveBigIntegerField(help_text="bytes")
-    file_sha256 = models.CharField(max_length=64, help_text="of the stored file; `rtbank verify` re-checks it")
-    content_sha256 = models.CharField(max_length=64, help_text="of the dataset without file meta: duplicate test")
+    file_sha256 = models.CharField(
+        max_length=64, help_text="of the stored file; `rtbank verify` re-checks it"
+    )
+    content_sha256 = models.CharField(
+        max_length=64, help_text="of the dataset without file meta: duplicate test"
+    )
     transfer_syntax_uid = models.CharField(max_length=64)
     # Provenance
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)

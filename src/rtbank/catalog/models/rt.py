@@ -30,7 +30,9 @@ class RTPlan(models.Model):
     structure_set_uid = models.CharField(max_length=64, blank=True, db_index=True)
     # Kept current by the analysis stage (see rtbank.catalog.bundles).
     planning_series_uid = models.CharField(max_length=64, blank=True)
-    bundle_missing = models.JSONField(default=list, blank=True, help_text="[[role, uid], …] referenced but absent")
+    bundle_missing = models.JSONField(
+        default=list, blank=True, help_text="[[role, uid], …] referenced but absent"
+    )
     bundle_updated_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -38,7 +40,9 @@ class RTPlan(models.Model):
 
 
 class StructureSet(models.Model):
-    instance = models.OneToOneField(Instance, on_delete=models.CASCADE, primary_key=True, related_name="structure_set")
+    instance = models.OneToOneField(
+        Instance, on_delete=models.CASCADE, primary_key=True, related_name="structure_set"
+    )
     label = models.CharField(max_length=64, blank=True)
     name = models.CharField(max_length=128, blank=True)
     structure_set_date = models.DateField(null=True, blank=True)
@@ -92,7 +96,9 @@ class Dose(models.Model):
 
 
 class TreatmentRecord(models.Model):
-    instance = models.OneToOneField(Instance, on_delete=models.CASCADE, primary_key=True, related_name="record")
+    instance = models.OneToOneField(
+        Instance, on_delete=models.CASCADE, primary_key=True, related_name="record"
+    )
     treatment_date = models.DateField(null=True, blank=True, db_index=True)
     treatment_time = models.TimeField(null=True, blank=True)
     fraction_number = models.IntegerField(null=True, blank=True)
@@ -109,7 +115,9 @@ class TreatmentRecord(models.Model):
 
 
 class Registration(models.Model):
-    instance = models.OneToOneField(Instance, on_delete=models.CASCADE, primary_key=True, related_name="registration")
+    instance = models.OneToOneField(
+        Instance, on_delete=models.CASCADE, primary_key=True, related_name="registration"
+    )
     deformable = models.BooleanField(default=False)
     frames = models.JSONField(default=list)
     series_uids = models.JSONField(default=list)
@@ -132,7 +140,9 @@ class Reference(models.Model):
     target_uid = models.CharField(max_length=64, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["source", "kind", "target_uid"], name="reference_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "kind", "target_uid"], name="reference_unique")
+        ]
         indexes = [models.Index(fields=["target_uid", "kind"], name="reference_target_idx")]
 
     def __str__(self) -> str:

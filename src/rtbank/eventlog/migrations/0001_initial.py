@@ -4,30 +4,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('time', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('service', models.CharField(help_text='receiver, worker, web, cli, harvest, …', max_length=32)),
-                ('actor', models.CharField(help_text='user name, cli:<os user>, or AE title@host', max_length=150)),
-                ('action', models.CharField(db_index=True, max_length=64)),
-                ('outcome', models.CharField(choices=[('ok', 'Ok'), ('warning', 'Warning'), ('error', 'Error'), ('rejected', 'Rejected')], default='ok', max_length=16)),
-                ('object_type', models.CharField(blank=True, max_length=32)),
-                ('object_id', models.CharField(blank=True, max_length=100)),
-                ('message', models.TextField(blank=True)),
-                ('details', models.JSONField(blank=True, default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("time", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "service",
+                    models.CharField(help_text="receiver, worker, web, cli, harvest, …", max_length=32),
+                ),
+                (
+                    "actor",
+                    models.CharField(help_text="user name, cli:<os user>, or AE title@host", max_length=150),
+                ),
+                ("action", models.CharField(db_index=True, max_length=64)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("ok", "Ok"),
+                            ("warning", "Warning"),
+                            ("error", "Error"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="ok",
+                        max_length=16,
+                    ),
+                ),
+                ("object_type", models.CharField(blank=True, max_length=32)),
+                ("object_id", models.CharField(blank=True, max_length=100)),
+                ("message", models.TextField(blank=True)),
+                ("details", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'ordering': ['-time', '-id'],
-                'indexes': [models.Index(fields=['object_type', 'object_id'], name='event_object_idx')],
+                "ordering": ["-time", "-id"],
+                "indexes": [models.Index(fields=["object_type", "object_id"], name="event_object_idx")],
             },
         ),
     ]

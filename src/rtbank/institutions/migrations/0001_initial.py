@@ -2,13 +2,13 @@
 
 import django.core.validators
 import django.db.models.deletion
-import rtbank.institutions.models
 from django.conf import settings
 from django.db import migrations, models
 
+import rtbank.institutions.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,44 +17,142 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Institution',
+            name="Institution",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=32, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_-]{1,32}$', 'use letters, digits, _ and - (at most 32)')])),
-                ('name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        max_length=32,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9_-]{1,32}$", "use letters, digits, _ and - (at most 32)"
+                            )
+                        ],
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['code'],
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='Node',
+            name="Node",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_-]{1,32}$', 'use letters, digits, _ and - (at most 32)')])),
-                ('ae_title', models.CharField(max_length=16, validators=[django.core.validators.RegexValidator('^[ -\\[\\]-~]{1,16}$', 'an AE title is 1–16 printable characters without backslash')])),
-                ('host', models.CharField(help_text='IP address or CIDR', max_length=64, validators=[rtbank.institutions.models.validate_host])),
-                ('port', models.PositiveIntegerField()),
-                ('roles', models.JSONField(default=list, help_text='subset of send, dest, harvest')),
-                ('options', models.JSONField(blank=True, default=dict, help_text='per-node settings (timeouts, politeness)')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('institution', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='nodes', to='institutions.institution')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9_-]{1,32}$", "use letters, digits, _ and - (at most 32)"
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "ae_title",
+                    models.CharField(
+                        max_length=16,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[ -\\[\\]-~]{1,16}$",
+                                "an AE title is 1–16 printable characters without backslash",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "host",
+                    models.CharField(
+                        help_text="IP address or CIDR",
+                        max_length=64,
+                        validators=[rtbank.institutions.models.validate_host],
+                    ),
+                ),
+                ("port", models.PositiveIntegerField()),
+                ("roles", models.JSONField(default=list, help_text="subset of send, dest, harvest")),
+                (
+                    "options",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="per-node settings (timeouts, politeness)"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "institution",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="nodes",
+                        to="institutions.institution",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='UserProfile',
+            name="UserProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('roles', models.JSONField(blank=True, default=list, help_text='subset of data_manager, uploader')),
-                ('phone', models.CharField(blank=True, help_text='for SMS notifications (E.164)', max_length=32)),
-                ('notify_mode', models.CharField(choices=[('immediate', 'immediately'), ('digest', 'daily digest'), ('off', 'never')], default='immediate', max_length=16)),
-                ('notify_sms', models.BooleanField(default=False)),
-                ('institution', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='people', to='institutions.institution')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='profile', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "roles",
+                    models.JSONField(blank=True, default=list, help_text="subset of data_manager, uploader"),
+                ),
+                (
+                    "phone",
+                    models.CharField(blank=True, help_text="for SMS notifications (E.164)", max_length=32),
+                ),
+                (
+                    "notify_mode",
+                    models.CharField(
+                        choices=[("immediate", "immediately"), ("digest", "daily digest"), ("off", "never")],
+                        default="immediate",
+                        max_length=16,
+                    ),
+                ),
+                ("notify_sms", models.BooleanField(default=False)),
+                (
+                    "institution",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="people",
+                        to="institutions.institution",
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="profile",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
     ]

@@ -27,7 +27,7 @@ class Command(RtbankCommand):
             self.stdout.write(f"sending {len(manifest['files'])} objects over DICOM from the demo centres …")
             started = time.monotonic()
             sent = demo.send_archive(manifest, settings.DICOM_PORT)
-            demo.wait_until_indexed(len({f['sop_instance_uid'] for f in manifest['files']}))
+            demo.wait_until_indexed(len({f["sop_instance_uid"] for f in manifest["files"]}))
             demo.assign_demo_data(manifest)
             demo.mark_loaded()
             self.stdout.write(f"{sent} objects received and indexed in {time.monotonic() - started:.0f} s")

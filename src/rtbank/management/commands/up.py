@@ -9,10 +9,14 @@ from rtbank.services import Supervisor, banner, ensure_admin
 
 
 class Command(RtbankCommand):
-    help = "Migrate, then run web + DICOM receiver + worker together until Ctrl-C; prints URL, ports and login."
+    help = (
+        "Migrate, then run web + DICOM receiver + worker together until Ctrl-C; prints URL, ports and login."
+    )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--receivers", type=int, default=1, help="receiver processes sharing the DICOM port")
+        parser.add_argument(
+            "--receivers", type=int, default=1, help="receiver processes sharing the DICOM port"
+        )
         parser.add_argument("--workers", type=int, default=1, help="worker processes")
 
     def handle(self, *args: Any, receivers: int, workers: int, **options: Any) -> None:

@@ -5,25 +5,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0001_initial'),
+        ("notifications", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='notification',
-            name='digest_sent_at',
-            field=models.DateTimeField(blank=True, help_text='when the digest holding it went out', null=True),
+            model_name="notification",
+            name="digest_sent_at",
+            field=models.DateTimeField(
+                blank=True, help_text="when the digest holding it went out", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='sms_sent_at',
+            model_name="notification",
+            name="sms_sent_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(fields=['digest', 'digest_sent_at', 'user'], name='notification_digest_idx'),
+            model_name="notification",
+            index=models.Index(fields=["digest", "digest_sent_at", "user"], name="notification_digest_idx"),
         ),
     ]

@@ -7,122 +7,312 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('institutions', '0001_initial'),
+        ("catalog", "0001_initial"),
+        ("institutions", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=32, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_-]{1,32}$')])),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('principal_investigator', models.CharField(blank=True, max_length=200)),
-                ('status', models.CharField(choices=[('collecting', 'collecting'), ('closed', 'closed (no new data)'), ('archived', 'archived')], default='collecting', max_length=16)),
-                ('ae_title', models.CharField(blank=True, help_text='optional AE title centres send to (accepted by the receiver)', max_length=16, validators=[django.core.validators.RegexValidator('^[ -\\[\\]-~]{1,16}$', 'an AE title is 1–16 printable characters without backslash')])),
-                ('renew_by', models.DateField(help_text='not renewed by this date: every grant on the project is suspended')),
-                ('subject_prefix', models.CharField(blank=True, help_text='prefix of assigned subject IDs', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('destinations', models.ManyToManyField(blank=True, help_text="nodes this project's data may be forwarded to", related_name='projects', to='institutions.node')),
-                ('institutions', models.ManyToManyField(blank=True, related_name='projects', to='institutions.institution')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        max_length=32,
+                        unique=True,
+                        validators=[django.core.validators.RegexValidator("^[A-Za-z0-9_-]{1,32}$")],
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("principal_investigator", models.CharField(blank=True, max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("collecting", "collecting"),
+                            ("closed", "closed (no new data)"),
+                            ("archived", "archived"),
+                        ],
+                        default="collecting",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "ae_title",
+                    models.CharField(
+                        blank=True,
+                        help_text="optional AE title centres send to (accepted by the receiver)",
+                        max_length=16,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[ -\\[\\]-~]{1,16}$",
+                                "an AE title is 1–16 printable characters without backslash",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "renew_by",
+                    models.DateField(
+                        help_text="not renewed by this date: every grant on the project is suspended"
+                    ),
+                ),
+                (
+                    "subject_prefix",
+                    models.CharField(blank=True, help_text="prefix of assigned subject IDs", max_length=16),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "destinations",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="nodes this project's data may be forwarded to",
+                        related_name="projects",
+                        to="institutions.node",
+                    ),
+                ),
+                (
+                    "institutions",
+                    models.ManyToManyField(
+                        blank=True, related_name="projects", to="institutions.institution"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['code'],
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='Grant',
+            name="Grant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('permission', models.CharField(choices=[('view', 'view key values and DVH metrics'), ('images', 'open images in the viewer'), ('download', 'download raw DICOM'), ('export', 'export CSV'), ('identifiers', 'see real patient IDs and names instead of subject IDs'), ('assign', 'assign data to the project'), ('forward', "send data to the project's destinations"), ('audit', 'create and run audits'), ('members', 'manage members and their grants'), ('rules', 'manage trigger rules')], max_length=16)),
-                ('expires_on', models.DateField()),
-                ('granted_by', models.CharField(max_length=150)),
-                ('granted_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='grants', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='grants', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "permission",
+                    models.CharField(
+                        choices=[
+                            ("view", "view key values and DVH metrics"),
+                            ("images", "open images in the viewer"),
+                            ("download", "download raw DICOM"),
+                            ("export", "export CSV"),
+                            ("identifiers", "see real patient IDs and names instead of subject IDs"),
+                            ("assign", "assign data to the project"),
+                            ("forward", "send data to the project's destinations"),
+                            ("audit", "create and run audits"),
+                            ("members", "manage members and their grants"),
+                            ("rules", "manage trigger rules"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("expires_on", models.DateField()),
+                ("granted_by", models.CharField(max_length=150)),
+                ("granted_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="grants",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="grants",
+                        to="projects.project",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AccessLog',
+            name="AccessLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('time', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.CharField(help_text='user name, cli:<os user>, or AE@host', max_length=150)),
-                ('action', models.CharField(db_index=True, max_length=32)),
-                ('object_type', models.CharField(max_length=32)),
-                ('object_id', models.CharField(max_length=100)),
-                ('outcome', models.CharField(db_index=True, help_text='allowed, denied, not_found, error', max_length=16)),
-                ('remote_addr', models.CharField(blank=True, max_length=64)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("time", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("actor", models.CharField(help_text="user name, cli:<os user>, or AE@host", max_length=150)),
+                ("action", models.CharField(db_index=True, max_length=32)),
+                ("object_type", models.CharField(max_length=32)),
+                ("object_id", models.CharField(max_length=100)),
+                (
+                    "outcome",
+                    models.CharField(
+                        db_index=True, help_text="allowed, denied, not_found, error", max_length=16
+                    ),
+                ),
+                ("remote_addr", models.CharField(blank=True, max_length=64)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-time', '-id'],
+                "ordering": ["-time", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ProjectSubject',
+            name="ProjectSubject",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('subject_id', models.CharField(max_length=64)),
-                ('whole_patient', models.BooleanField(default=False)),
-                ('assigned_via', models.CharField(choices=[('person', 'assigned by a person'), ('rule', 'assigned by a trigger rule'), ('harvest', 'assigned by a harvest run'), ('reuse', 'brought in from another project by agreement'), ('upload', 'uploaded into the project')], max_length=16)),
-                ('assigned_by', models.CharField(help_text='user name, rule:<id>, harvest:<run>', max_length=150)),
-                ('agreement', models.CharField(blank=True, help_text='reuse agreement reference', max_length=200)),
-                ('assigned_at', models.DateTimeField(auto_now_add=True)),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subjects', to='catalog.patient')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='subjects', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("subject_id", models.CharField(max_length=64)),
+                ("whole_patient", models.BooleanField(default=False)),
+                (
+                    "assigned_via",
+                    models.CharField(
+                        choices=[
+                            ("person", "assigned by a person"),
+                            ("rule", "assigned by a trigger rule"),
+                            ("harvest", "assigned by a harvest run"),
+                            ("reuse", "brought in from another project by agreement"),
+                            ("upload", "uploaded into the project"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "assigned_by",
+                    models.CharField(help_text="user name, rule:<id>, harvest:<run>", max_length=150),
+                ),
+                (
+                    "agreement",
+                    models.CharField(blank=True, help_text="reuse agreement reference", max_length=200),
+                ),
+                ("assigned_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="subjects",
+                        to="catalog.patient",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subjects",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['project_id', 'subject_id'],
+                "ordering": ["project_id", "subject_id"],
             },
         ),
         migrations.CreateModel(
-            name='ProjectPlan',
+            name="ProjectPlan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('assigned_via', models.CharField(choices=[('person', 'assigned by a person'), ('rule', 'assigned by a trigger rule'), ('harvest', 'assigned by a harvest run'), ('reuse', 'brought in from another project by agreement'), ('upload', 'uploaded into the project')], max_length=16)),
-                ('assigned_by', models.CharField(max_length=150)),
-                ('agreement', models.CharField(blank=True, max_length=200)),
-                ('assigned_at', models.DateTimeField(auto_now_add=True)),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='project_plans', to='catalog.instance')),
-                ('subject', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='plans', to='projects.projectsubject')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "assigned_via",
+                    models.CharField(
+                        choices=[
+                            ("person", "assigned by a person"),
+                            ("rule", "assigned by a trigger rule"),
+                            ("harvest", "assigned by a harvest run"),
+                            ("reuse", "brought in from another project by agreement"),
+                            ("upload", "uploaded into the project"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("assigned_by", models.CharField(max_length=150)),
+                ("agreement", models.CharField(blank=True, max_length=200)),
+                ("assigned_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="project_plans",
+                        to="catalog.instance",
+                    ),
+                ),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="plans",
+                        to="projects.projectsubject",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.UniqueConstraint(condition=models.Q(('ae_title', ''), _negated=True), fields=('ae_title',), name='project_ae_unique'),
+            model_name="project",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("ae_title", ""), _negated=True),
+                fields=("ae_title",),
+                name="project_ae_unique",
+            ),
         ),
         migrations.AddIndex(
-            model_name='grant',
-            index=models.Index(fields=['user', 'expires_on'], name='grant_user_idx'),
+            model_name="grant",
+            index=models.Index(fields=["user", "expires_on"], name="grant_user_idx"),
         ),
         migrations.AddConstraint(
-            model_name='grant',
-            constraint=models.UniqueConstraint(fields=('user', 'project', 'permission'), name='grant_unique'),
+            model_name="grant",
+            constraint=models.UniqueConstraint(fields=("user", "project", "permission"), name="grant_unique"),
         ),
         migrations.AddIndex(
-            model_name='accesslog',
-            index=models.Index(fields=['object_type', 'object_id'], name='access_object_idx'),
+            model_name="accesslog",
+            index=models.Index(fields=["object_type", "object_id"], name="access_object_idx"),
         ),
         migrations.AddConstraint(
-            model_name='projectsubject',
-            constraint=models.UniqueConstraint(fields=('project', 'patient'), name='subject_patient_unique'),
+            model_name="projectsubject",
+            constraint=models.UniqueConstraint(fields=("project", "patient"), name="subject_patient_unique"),
         ),
         migrations.AddConstraint(
-            model_name='projectsubject',
-            constraint=models.UniqueConstraint(fields=('project', 'subject_id'), name='subject_id_unique'),
+            model_name="projectsubject",
+            constraint=models.UniqueConstraint(fields=("project", "subject_id"), name="subject_id_unique"),
         ),
         migrations.AddConstraint(
-            model_name='projectplan',
-            constraint=models.UniqueConstraint(fields=('subject', 'plan'), name='project_plan_unique'),
+            model_name="projectplan",
+            constraint=models.UniqueConstraint(fields=("subject", "plan"), name="project_plan_unique"),
         ),
     ]

@@ -6,69 +6,156 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('institutions', '0001_initial'),
-        ('projects', '0001_initial'),
+        ("institutions", "0001_initial"),
+        ("projects", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='grant',
-            name='reminded_for',
-            field=models.DateField(blank=True, help_text='the expiry date a reminder was sent for', null=True),
+            model_name="grant",
+            name="reminded_for",
+            field=models.DateField(
+                blank=True, help_text="the expiry date a reminder was sent for", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='renewal_reminded_for',
-            field=models.DateField(blank=True, help_text='the renew_by date a renewal reminder was sent for', null=True),
+            model_name="project",
+            name="renewal_reminded_for",
+            field=models.DateField(
+                blank=True, help_text="the renew_by date a renewal reminder was sent for", null=True
+            ),
         ),
         migrations.CreateModel(
-            name='ExportJob',
+            name="ExportJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('subject_ids', models.JSONField(blank=True, default=list, help_text='subject IDs; empty: the whole project')),
-                ('identifiers', models.BooleanField(default=False, help_text='folders named by patient ID (else subject ID)')),
-                ('state', models.CharField(choices=[('pending', 'waiting'), ('running', 'running'), ('done', 'done'), ('failed', 'failed')], default='pending', max_length=16)),
-                ('total_files', models.PositiveIntegerField(default=0)),
-                ('total_bytes', models.PositiveBigIntegerField(default=0)),
-                ('done_files', models.PositiveIntegerField(default=0)),
-                ('done_bytes', models.PositiveBigIntegerField(default=0)),
-                ('cursor', models.BigIntegerField(default=0, help_text='last instance id written')),
-                ('folder', models.CharField(blank=True, help_text='relative to EXPORT_DIR', max_length=200)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exports', to='projects.project')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exports', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "subject_ids",
+                    models.JSONField(
+                        blank=True, default=list, help_text="subject IDs; empty: the whole project"
+                    ),
+                ),
+                (
+                    "identifiers",
+                    models.BooleanField(
+                        default=False, help_text="folders named by patient ID (else subject ID)"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "waiting"),
+                            ("running", "running"),
+                            ("done", "done"),
+                            ("failed", "failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("total_files", models.PositiveIntegerField(default=0)),
+                ("total_bytes", models.PositiveBigIntegerField(default=0)),
+                ("done_files", models.PositiveIntegerField(default=0)),
+                ("done_bytes", models.PositiveBigIntegerField(default=0)),
+                ("cursor", models.BigIntegerField(default=0, help_text="last instance id written")),
+                ("folder", models.CharField(blank=True, help_text="relative to EXPORT_DIR", max_length=200)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="exports",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="exports",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['user', 'created_at'], name='export_user_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["user", "created_at"], name="export_user_idx")],
             },
         ),
         migrations.CreateModel(
-            name='Upload',
+            name="Upload",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('deidentified', models.BooleanField(default=False)),
-                ('files', models.PositiveIntegerField(default=0)),
-                ('stored', models.PositiveIntegerField(default=0)),
-                ('not_dicom', models.PositiveIntegerField(default=0)),
-                ('rejected', models.PositiveIntegerField(default=0)),
-                ('results', models.JSONField(blank=True, default=list, help_text='[[file name, result], …]')),
-                ('source_ids', models.JSONField(blank=True, default=list, help_text='spool sources of this upload')),
-                ('assignment', models.CharField(blank=True, choices=[('pending', 'waiting'), ('running', 'running'), ('done', 'done'), ('failed', 'failed')], max_length=16)),
-                ('assignment_result', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('institution', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='institutions.institution')),
-                ('project', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='uploads', to='projects.project')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='uploads', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("deidentified", models.BooleanField(default=False)),
+                ("files", models.PositiveIntegerField(default=0)),
+                ("stored", models.PositiveIntegerField(default=0)),
+                ("not_dicom", models.PositiveIntegerField(default=0)),
+                ("rejected", models.PositiveIntegerField(default=0)),
+                ("results", models.JSONField(blank=True, default=list, help_text="[[file name, result], …]")),
+                (
+                    "source_ids",
+                    models.JSONField(blank=True, default=list, help_text="spool sources of this upload"),
+                ),
+                (
+                    "assignment",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("pending", "waiting"),
+                            ("running", "running"),
+                            ("done", "done"),
+                            ("failed", "failed"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("assignment_result", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "institution",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="institutions.institution",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="uploads",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="uploads",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['user', 'created_at'], name='upload_user_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["user", "created_at"], name="upload_user_idx")],
             },
         ),
     ]

@@ -38,15 +38,25 @@ def project_export(request: HttpRequest, code: str) -> HttpResponse:
         messages.error(request, "nothing to export: no data in the selected subjects")
         return redirect("project_detail", code=project.code)
     if request.POST.get("mode") != "job" and exports.fits_stream(files, size):
-        acc.record_many("download", "patient", exports.patients_of(instances), ALLOWED, project=project,
-                        files=files, bytes=size)
+        acc.record_many(
+            "download",
+            "patient",
+            exports.patients_of(instances),
+            ALLOWED,
+            project=project,
+            files=files,
+            bytes=size,
+        )
         name = f"{project.code}-{timezone.localdate():%Y%m%d}.zip"
-        response = StreamingHttpResponse(exports.stream_instances(instances, acc.labeller(project)),
-                                         content_type="application/zip")
+        response = StreamingHttpResponse(
+            exports.stream_instances(instances, acc.labeller(project)), content_type="application/zip"
+        )
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
     job = exports.start_job(acc, project, subject_ids)
-    messages.success(request, f"Export #{job.pk} started ({files} files); you get a notification when it is ready.")
+    messages.success(
+        request, f"Export #{job.pk} started ({files} files); you get a notification when it is ready."
+    )
     return redirect("export_detail", pk=job.pk)
 
 
@@ -61,27 +71,53 @@ def plans_csv(request: HttpRequest, code: str) -> HttpResponse:
     identifiers = acc.shows_identifiers(project)
     rois: dict[str, list[str]] = defaultdict(list)
     uids = {p.plan.structure_set_uid for p in plans if hasattr(p, "plan") and p.plan.structure_set_uid}
-    for ss_uid, name in Roi.objects.filter(structure_set__instance__sop_instance_uid__in=uids,
-                                           structure_set__instance__state="current").values_list(
-            "structure_set__instance__sop_instance_uid", "name"):
+    for ss_uid, name in Roi.objects.filter(
+        structure_set__instance__sop_instance_uid__in=uids, structure_set__instance__state="current"
+    ).values_list("structure_set__instance__sop_instance_uid", "name"):
         rois[ss_uid].append(name)
-    acc.record_many("csv", "patient", sorted({p.series.study.patient_id for p in plans}), ALLOWED, project=project,
-                    what="plans")
-    header = ["subject", *(["patient_id", "patient_name"] if identifiers else []), "institution", "plan_label",
-              "plan_name", "intent", "prescription_gy", "fractions", "beams", "approval", "received", "bundle_missing",
-              "rois"]
+    acc.record_many(
+        "csv",
+        "patient",
+        sorted({p.series.study.patient_id for p in plans}),
+        ALLOWED,
+        project=project,
+        what="plans",
+    )
+    header = [
+        "subject",
+        *(["patient_id", "patient_name"] if identifiers else []),
+        "institution",
+        "plan_label",
+        "plan_name",
+        "intent",
+        "prescription_gy",
+        "fractions",
+        "beams",
+        "approval",
+        "received",
+        "bundle_missing",
+        "rois",
+    ]
 
     def rows():  # noqa: ANN202
         for p in plans:
             info = getattr(p, "plan", None)
             patient = p.series.study.patient
-            yield [labels.get(p.pk, ("", ""))[0], *([patient.patient_id, patient.name] if identifiers else []),
-                   patient.institution.code if patient.institution else "", info.label if info else "",
-                   info.name if info else "", info.intent if info else "", info.prescription_gy if info else "",
-                   info.fractions_planned if info else "", info.beam_count if info else "",
-                   info.approval_status if info else "", f"{p.received_at:%Y-%m-%d}",
-                   len(info.bundle_missing) if info else "",
-                   "; ".join(rois.get(info.structure_set_uid, [])) if info else ""]
+            yield [
+                labels.get(p.pk, ("", ""))[0],
+                *([patient.patient_id, patient.name] if identifiers else []),
+                patient.institution.code if patient.institution else "",
+                info.label if info else "",
+                info.name if info else "",
+                info.intent if info else "",
+                info.prescription_gy if info else "",
+                info.fractions_planned if info else "",
+                info.beam_count if info else "",
+                info.approval_status if info else "",
+                f"{p.received_at:%Y-%m-%d}",
+                len(info.bundle_missing) if info else "",
+                "; ".join(rois.get(info.structure_set_uid, [])) if info else "",
+            ]
 
     return csv_response(f"{project.code}-plans.csv", header, rows())
 
@@ -99,7 +135,11 @@ def export_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def export_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = Access.of(request).export_job(pk, "view_export")
-    return render(request, "projects/export.html", {"job": job, "refresh": job.state in (JobState.PENDING, JobState.RUNNING)})
+    return render(
+        request,
+        "projects/export.html",
+        {"job": job, "refresh": job.state in (JobState.PENDING, JobState.RUNNING)},
+    )
 
 
 @login_required

@@ -32,11 +32,16 @@ def project_members(request: HttpRequest, code: str) -> HttpResponse:
         return redirect("project_members", code=project.code)
     day = today()
     context = {
-        "project": project, "members": membership.members_of(project), "today": day,
-        "grantable": membership.grantable(acc, project), "roles": ROLE_BUNDLES,
-        "default_until": min(project.renew_by, day + dt.timedelta(days=365)) if project.renew_by >= day
+        "project": project,
+        "members": membership.members_of(project),
+        "today": day,
+        "grantable": membership.grantable(acc, project),
+        "roles": ROLE_BUNDLES,
+        "default_until": min(project.renew_by, day + dt.timedelta(days=365))
+        if project.renew_by >= day
         else day + dt.timedelta(days=365),
-        "suspended": project.is_suspended(day), "permission_labels": dict(Permission.choices),
+        "suspended": project.is_suspended(day),
+        "permission_labels": dict(Permission.choices),
     }
     return render(request, "projects/members.html", context)
 
@@ -44,10 +49,17 @@ def project_members(request: HttpRequest, code: str) -> HttpResponse:
 def _change_members(request: HttpRequest, acc: Access, project: Project) -> None:
     action = request.POST.get("action")
     if action == "add":
-        names = request.POST.getlist("permissions") + ([request.POST["role"]] if request.POST.get("role") else [])
-        grants = membership.give(acc, project, request.POST.get("username", "").strip(), names, _date(request))
-        messages.success(request, f"{request.POST.get('username')} holds {', '.join(g.permission for g in grants)} "
-                                  f"until {grants[0].expires_on:%Y-%m-%d}")
+        names = request.POST.getlist("permissions") + (
+            [request.POST["role"]] if request.POST.get("role") else []
+        )
+        grants = membership.give(
+            acc, project, request.POST.get("username", "").strip(), names, _date(request)
+        )
+        messages.success(
+            request,
+            f"{request.POST.get('username')} holds {', '.join(g.permission for g in grants)} "
+            f"until {grants[0].expires_on:%Y-%m-%d}",
+        )
         return
     user = User.objects.filter(pk=_int(request.POST.get("user"))).first()
     if user is None or not project.grants.filter(user=user).exists():
@@ -99,8 +111,11 @@ def project_reuse(request: HttpRequest, code: str) -> HttpResponse:
             messages.success(request, f"brought {len(result)} subject(s) into {project.code}")
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
-    return render(request, "projects/reuse.html", {"project": project, "result": result,
-                                                   "sources": Project.objects.exclude(pk=project.pk)})
+    return render(
+        request,
+        "projects/reuse.html",
+        {"project": project, "result": result, "sources": Project.objects.exclude(pk=project.pk)},
+    )
 
 
 def _reuse(acc: Access, project: Project, request: HttpRequest) -> list[str]:
@@ -110,8 +125,12 @@ def _reuse(acc: Access, project: Project, request: HttpRequest) -> list[str]:
     source = Project.objects.filter(code=request.POST.get("source", "")).first()
     if source is None or source == project:
         raise ValidationError("choose the project the data comes from")
-    wanted = [s.strip() for s in request.POST.get("subjects", "").replace(",", "\n").splitlines() if s.strip()]
-    subjects = list(ProjectSubject.objects.filter(project=source, subject_id__in=wanted).prefetch_related("plans__plan"))
+    wanted = [
+        s.strip() for s in request.POST.get("subjects", "").replace(",", "\n").splitlines() if s.strip()
+    ]
+    subjects = list(
+        ProjectSubject.objects.filter(project=source, subject_id__in=wanted).prefetch_related("plans__plan")
+    )
     missing = set(wanted) - {s.subject_id for s in subjects}
     if missing or not wanted:
         raise ValidationError(f"not in {source.code}: {', '.join(sorted(missing)) or 'no subject IDs given'}")
@@ -120,14 +139,28 @@ def _reuse(acc: Access, project: Project, request: HttpRequest) -> list[str]:
         with transaction.atomic():
             for s in subjects:
                 if s.whole_patient:
-                    created.append(assign_patient(project, s.patient, actor=acc.label, agreement=agreement,
-                                                  actor_is_site_admin=True).subject_id)
+                    created.append(
+                        assign_patient(
+                            project, s.patient, actor=acc.label, agreement=agreement, actor_is_site_admin=True
+                        ).subject_id
+                    )
                     continue
-                plans = [assign_plan(project, item.plan, actor=acc.label, agreement=agreement,
-                                     actor_is_site_admin=True) for item in s.plans.all()]
+                plans = [
+                    assign_plan(
+                        project, item.plan, actor=acc.label, agreement=agreement, actor_is_site_admin=True
+                    )
+                    for item in s.plans.all()
+                ]
                 created += sorted({item.subject.subject_id for item in plans})
     except AssignmentRefused as exc:
         raise ValidationError(exc.messages) from None
-    acc.record_many("reuse", "patient", [s.patient_id for s in subjects], "allowed", project=project,
-                    source=source.code, agreement=agreement)
+    acc.record_many(
+        "reuse",
+        "patient",
+        [s.patient_id for s in subjects],
+        "allowed",
+        project=project,
+        source=source.code,
+        agreement=agreement,
+    )
     return created

@@ -25,14 +25,22 @@ def project_list(request: HttpRequest) -> HttpResponse:
     """Projects the person holds (or held) a grant on, marked when it no longer gives anything; site admins
     (who manage projects) see every project. A list of projects names no patient."""
     acc = Access.of(request)
-    projects = Project.objects.all() if acc.site_admin else Project.objects.filter(grants__user=request.user).distinct()
+    projects = (
+        Project.objects.all()
+        if acc.site_admin
+        else Project.objects.filter(grants__user=request.user).distinct()
+    )
     query = request.GET.get("q", "").strip()[:64]
     if query:
         projects = projects.filter(Q(code__icontains=query) | Q(name__icontains=query))
     projects = projects.annotate(subject_count=Count("subjects", distinct=True)).order_by("code")
     page = Paginator(projects, PAGE_SIZE).get_page(request.GET.get("page"))
     active = set(active_projects().filter(pk__in=[p.pk for p in page]).values_list("pk", flat=True))
-    held = set(Project.objects.filter(grants__user=request.user, pk__in=[p.pk for p in page]).values_list("pk", flat=True))
+    held = set(
+        Project.objects.filter(grants__user=request.user, pk__in=[p.pk for p in page]).values_list(
+            "pk", flat=True
+        )
+    )
     rows = [(p, sorted(acc.permissions.get(p.pk, set())), p.pk in active, p.pk in held) for p in page]
     acc.record_search("list_projects", "project_list", "", query, page=page.number)
     return render(request, "projects/list.html", {"page": page, "rows": rows, "query": query})
@@ -49,7 +57,11 @@ def project_detail(request: HttpRequest, code: str) -> HttpResponse:
     page = Paginator(subjects, PAGE_SIZE).get_page(request.GET.get("page"))
     acc.record_search("view_project", "project", project.code, query, project=project, page=page.number)
     context = {
-        "project": project, "access": acc, "page": page, "query": query, "institution": institution,
+        "project": project,
+        "access": acc,
+        "page": page,
+        "query": query,
+        "institution": institution,
         "rows": summaries.subject_rows(acc, project, list(page)),
         "by_institution": summaries.counts_by_institution(project),
         "over_time": summaries.patients_over_time(project),
@@ -71,9 +83,14 @@ def subject_detail(request: HttpRequest, code: str, subject_id: str) -> HttpResp
     allowed = set(acc.subject_instances(project, subject).values_list("pk", flat=True))
     view = subject_view(subject.patient, allowed)
     context = {
-        "project": project, "access": acc, "subject": subject, "view": view,
-        "label": acc.patient_label(project, subject), "identifiers": acc.shows_identifiers(project),
-        "instances": allowed, "may_download": acc.has(project, Permission.DOWNLOAD),
+        "project": project,
+        "access": acc,
+        "subject": subject,
+        "view": view,
+        "label": acc.patient_label(project, subject),
+        "identifiers": acc.shows_identifiers(project),
+        "instances": allowed,
+        "may_download": acc.has(project, Permission.DOWNLOAD),
         "plans": ProjectPlan.objects.filter(subject=subject).select_related("plan"),
     }
     return render(request, "projects/subject.html", context)
@@ -90,9 +107,15 @@ def plan_detail(request: HttpRequest, code: str, uid: str) -> HttpResponse:
     allowed = set(acc.subject_instances(project, subject).values_list("pk", flat=True))
     outgoing, incoming = plan_references(plan, allowed)
     context = {
-        "project": project, "access": acc, "subject": subject, "plan": plan,
+        "project": project,
+        "access": acc,
+        "subject": subject,
+        "plan": plan,
         "rtplan": RTPlan.objects.filter(instance=plan).first(),
-        "label": acc.patient_label(project, subject), "identifiers": acc.shows_identifiers(project),
-        "bundle": bundle_groups(plan, allowed), "outgoing": outgoing, "incoming": incoming,
+        "label": acc.patient_label(project, subject),
+        "identifiers": acc.shows_identifiers(project),
+        "bundle": bundle_groups(plan, allowed),
+        "outgoing": outgoing,
+        "incoming": incoming,
     }
     return render(request, "projects/plan.html", context)

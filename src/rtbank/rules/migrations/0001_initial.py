@@ -6,199 +6,506 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('institutions', '0001_initial'),
-        ('projects', '0001_initial'),
+        ("catalog", "0001_initial"),
+        ("institutions", "0001_initial"),
+        ("projects", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CleanupRun',
+            name="CleanupRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('dry_run', models.BooleanField()),
-                ('actor', models.CharField(max_length=150)),
-                ('report', models.JSONField(default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("started_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("dry_run", models.BooleanField()),
+                ("actor", models.CharField(max_length=150)),
+                ("report", models.JSONField(default=dict)),
             ],
             options={
-                'ordering': ['-started_at', '-id'],
+                "ordering": ["-started_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='CleanupNotice',
+            name="CleanupNotice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('pending', 'announced; deleted after the notice period unless retained by then'), ('done', 'deleted'), ('cancelled', 'cancelled: the data is retained now or received new objects')], default='pending', max_length=16)),
-                ('noticed_at', models.DateTimeField()),
-                ('delete_after', models.DateTimeField()),
-                ('instances', models.PositiveIntegerField(help_text='objects announced')),
-                ('bytes', models.PositiveBigIntegerField(default=0)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('message', models.CharField(blank=True, max_length=300)),
-                ('institution', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='institutions.institution')),
-                ('patient', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.patient')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "announced; deleted after the notice period unless retained by then"),
+                            ("done", "deleted"),
+                            ("cancelled", "cancelled: the data is retained now or received new objects"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("noticed_at", models.DateTimeField()),
+                ("delete_after", models.DateTimeField()),
+                ("instances", models.PositiveIntegerField(help_text="objects announced")),
+                ("bytes", models.PositiveBigIntegerField(default=0)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("message", models.CharField(blank=True, max_length=300)),
+                (
+                    "institution",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="institutions.institution",
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.patient",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['delete_after', 'id'],
+                "ordering": ["delete_after", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ExpiryNotice',
+            name="ExpiryNotice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(help_text='grant_suspended or project_suspended', max_length=32)),
-                ('object_key', models.CharField(help_text='grant:<id> or project:<id>', max_length=100)),
-                ('for_date', models.DateField(help_text='the expiry or renewal date it is about')),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('grant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='projects.grant')),
-                ('project', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='projects.project')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(help_text="grant_suspended or project_suspended", max_length=32)),
+                ("object_key", models.CharField(help_text="grant:<id> or project:<id>", max_length=100)),
+                ("for_date", models.DateField(help_text="the expiry or renewal date it is about")),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "grant",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="projects.grant",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Forward',
+            name="Forward",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(choices=[('plan', 'a plan bundle'), ('patient', 'all objects of a patient'), ('instances', 'chosen objects'), ('files', 'files handed over by another area (e.g. anonymised audit copies)')], max_length=16)),
-                ('instance_ids', models.JSONField(blank=True, default=list, help_text='scope instances: the objects to send')),
-                ('files', models.JSONField(blank=True, default=list, help_text='scope files: paths under OUTBOX_DIR')),
-                ('only_new', models.BooleanField(default=False, help_text='skip objects the destination already received')),
-                ('origin', models.CharField(help_text='manual, rule:<id>, audit:<id>, …', max_length=64)),
-                ('origin_key', models.CharField(blank=True, help_text="makes a caller's forward idempotent (a rule, target and node)", max_length=200, null=True, unique=True)),
-                ('requested_by', models.CharField(max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('last_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_total', models.PositiveIntegerField(default=0, help_text='objects delivered over all sends')),
-                ('failure_notified', models.BooleanField(default=False)),
-                ('destination', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='forwards', to='institutions.node')),
-                ('patient', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.patient')),
-                ('plan', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.instance')),
-                ('project', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='projects.project')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("plan", "a plan bundle"),
+                            ("patient", "all objects of a patient"),
+                            ("instances", "chosen objects"),
+                            ("files", "files handed over by another area (e.g. anonymised audit copies)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "instance_ids",
+                    models.JSONField(
+                        blank=True, default=list, help_text="scope instances: the objects to send"
+                    ),
+                ),
+                (
+                    "files",
+                    models.JSONField(
+                        blank=True, default=list, help_text="scope files: paths under OUTBOX_DIR"
+                    ),
+                ),
+                (
+                    "only_new",
+                    models.BooleanField(
+                        default=False, help_text="skip objects the destination already received"
+                    ),
+                ),
+                ("origin", models.CharField(help_text="manual, rule:<id>, audit:<id>, …", max_length=64)),
+                (
+                    "origin_key",
+                    models.CharField(
+                        blank=True,
+                        help_text="makes a caller's forward idempotent (a rule, target and node)",
+                        max_length=200,
+                        null=True,
+                        unique=True,
+                    ),
+                ),
+                ("requested_by", models.CharField(max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("last_sent_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "sent_total",
+                    models.PositiveIntegerField(default=0, help_text="objects delivered over all sends"),
+                ),
+                ("failure_notified", models.BooleanField(default=False)),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="forwards",
+                        to="institutions.node",
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.patient",
+                    ),
+                ),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.instance",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ForwardedInstance',
+            name="ForwardedInstance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sent_at', models.DateTimeField(auto_now_add=True)),
-                ('destination', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='institutions.node')),
-                ('forward', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='delivered', to='rules.forward')),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.instance')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sent_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="institutions.node"
+                    ),
+                ),
+                (
+                    "forward",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="delivered",
+                        to="rules.forward",
+                    ),
+                ),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="catalog.instance"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Rule',
+            name="Rule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('description', models.TextField(blank=True)),
-                ('enabled', models.BooleanField(default=False)),
-                ('scope', models.CharField(choices=[('plan', 'the plan bundle holding the matching object'), ('patient', 'the whole patient')], default='plan', max_length=16)),
-                ('conditions', models.JSONField(default=dict)),
-                ('actions', models.JSONField(default=list)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('created_by', models.CharField(max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_by', models.CharField(blank=True, max_length=150)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('project', models.ForeignKey(blank=True, help_text='empty: a site-wide rule', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='rules', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120)),
+                ("description", models.TextField(blank=True)),
+                ("enabled", models.BooleanField(default=False)),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("plan", "the plan bundle holding the matching object"),
+                            ("patient", "the whole patient"),
+                        ],
+                        default="plan",
+                        max_length=16,
+                    ),
+                ),
+                ("conditions", models.JSONField(default=dict)),
+                ("actions", models.JSONField(default=list)),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("created_by", models.CharField(max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_by", models.CharField(blank=True, max_length=150)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="empty: a site-wide rule",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rules",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['project_id', 'name', 'id'],
+                "ordering": ["project_id", "name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='RuleFiring',
+            name="RuleFiring",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(help_text='assign, forward:<node>, notify, match', max_length=48)),
-                ('target', models.CharField(help_text='patient:<id>, plan:<instance id> or instance:<id>', max_length=48)),
-                ('outcome', models.CharField(choices=[('done', 'done'), ('waiting', 'matched; waiting for a plan that references the object'), ('refused', 'refused'), ('error', 'error')], max_length=16)),
-                ('message', models.CharField(blank=True, max_length=500)),
-                ('rule_version', models.PositiveIntegerField(default=1)),
-                ('first_fired_at', models.DateTimeField(auto_now_add=True)),
-                ('fired_at', models.DateTimeField(auto_now=True, db_index=True)),
-                ('forward', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='rules.forward')),
-                ('matched', models.ForeignKey(blank=True, help_text='the object that matched the conditions', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.instance')),
-                ('patient', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.patient')),
-                ('plan', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.instance')),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='firings', to='rules.rule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(help_text="assign, forward:<node>, notify, match", max_length=48),
+                ),
+                (
+                    "target",
+                    models.CharField(
+                        help_text="patient:<id>, plan:<instance id> or instance:<id>", max_length=48
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("done", "done"),
+                            ("waiting", "matched; waiting for a plan that references the object"),
+                            ("refused", "refused"),
+                            ("error", "error"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("message", models.CharField(blank=True, max_length=500)),
+                ("rule_version", models.PositiveIntegerField(default=1)),
+                ("first_fired_at", models.DateTimeField(auto_now_add=True)),
+                ("fired_at", models.DateTimeField(auto_now=True, db_index=True)),
+                (
+                    "forward",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="rules.forward",
+                    ),
+                ),
+                (
+                    "matched",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="the object that matched the conditions",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.instance",
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.patient",
+                    ),
+                ),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.instance",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="firings", to="rules.rule"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-fired_at', '-id'],
+                "ordering": ["-fired_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='TrashedInstance',
+            name="TrashedInstance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sop_instance_uid', models.CharField(db_index=True, max_length=64)),
-                ('sop_class_uid', models.CharField(max_length=64)),
-                ('patient_ref', models.CharField(help_text='internal patient id (never the Patient ID)', max_length=32)),
-                ('institution_code', models.CharField(blank=True, max_length=32)),
-                ('blob_key', models.CharField(max_length=200)),
-                ('size', models.PositiveBigIntegerField()),
-                ('file_sha256', models.CharField(max_length=64)),
-                ('received_at', models.DateTimeField()),
-                ('trashed_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('trash_path', models.CharField(blank=True, help_text='relative to TRASH_DIR; empty until moved', max_length=300)),
-                ('purge_after', models.DateTimeField()),
-                ('purged_at', models.DateTimeField(blank=True, null=True)),
-                ('notice', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='trashed', to='rules.cleanupnotice')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sop_instance_uid", models.CharField(db_index=True, max_length=64)),
+                ("sop_class_uid", models.CharField(max_length=64)),
+                (
+                    "patient_ref",
+                    models.CharField(help_text="internal patient id (never the Patient ID)", max_length=32),
+                ),
+                ("institution_code", models.CharField(blank=True, max_length=32)),
+                ("blob_key", models.CharField(max_length=200)),
+                ("size", models.PositiveBigIntegerField()),
+                ("file_sha256", models.CharField(max_length=64)),
+                ("received_at", models.DateTimeField()),
+                ("trashed_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "trash_path",
+                    models.CharField(
+                        blank=True, help_text="relative to TRASH_DIR; empty until moved", max_length=300
+                    ),
+                ),
+                ("purge_after", models.DateTimeField()),
+                ("purged_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "notice",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="trashed",
+                        to="rules.cleanupnotice",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-trashed_at', '-id'],
+                "ordering": ["-trashed_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='AttributeValue',
+            name="AttributeValue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('path', models.CharField(max_length=200)),
-                ('present', models.BooleanField()),
-                ('values', models.JSONField(default=list)),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.instance')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("path", models.CharField(max_length=200)),
+                ("present", models.BooleanField()),
+                ("values", models.JSONField(default=list)),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="catalog.instance"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('instance', 'path'), name='attribute_value_unique')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("instance", "path"), name="attribute_value_unique")
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='cleanupnotice',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'pending')), fields=('patient',), name='one_pending_notice'),
+            model_name="cleanupnotice",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "pending")), fields=("patient",), name="one_pending_notice"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='expirynotice',
-            constraint=models.UniqueConstraint(fields=('kind', 'object_key', 'for_date'), name='expiry_notice_unique'),
+            model_name="expirynotice",
+            constraint=models.UniqueConstraint(
+                fields=("kind", "object_key", "for_date"), name="expiry_notice_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='forwardedinstance',
-            index=models.Index(fields=['destination', 'instance'], name='forwarded_dest_idx'),
+            model_name="forwardedinstance",
+            index=models.Index(fields=["destination", "instance"], name="forwarded_dest_idx"),
         ),
         migrations.AddConstraint(
-            model_name='forwardedinstance',
-            constraint=models.UniqueConstraint(fields=('forward', 'instance'), name='forwarded_once_per_forward'),
+            model_name="forwardedinstance",
+            constraint=models.UniqueConstraint(
+                fields=("forward", "instance"), name="forwarded_once_per_forward"
+            ),
         ),
         migrations.AddIndex(
-            model_name='rulefiring',
-            index=models.Index(fields=['patient', 'fired_at'], name='firing_patient_idx'),
+            model_name="rulefiring",
+            index=models.Index(fields=["patient", "fired_at"], name="firing_patient_idx"),
         ),
         migrations.AddConstraint(
-            model_name='rulefiring',
-            constraint=models.UniqueConstraint(fields=('rule', 'action', 'target'), name='firing_unique'),
+            model_name="rulefiring",
+            constraint=models.UniqueConstraint(fields=("rule", "action", "target"), name="firing_unique"),
         ),
     ]

@@ -15,8 +15,9 @@ class CleanupNotice(models.Model):
     """The announcement that a patient's unretained data will be deleted (one pending notice per patient)."""
 
     patient = models.ForeignKey("catalog.Patient", null=True, on_delete=models.SET_NULL, related_name="+")
-    institution = models.ForeignKey("institutions.Institution", null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    institution = models.ForeignKey(
+        "institutions.Institution", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     state = models.CharField(max_length=16, choices=NoticeState.choices, default=NoticeState.PENDING)
     noticed_at = models.DateTimeField()
     delete_after = models.DateTimeField()
@@ -27,7 +28,9 @@ class CleanupNotice(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["patient"], condition=models.Q(state="pending"), name="one_pending_notice")
+            models.UniqueConstraint(
+                fields=["patient"], condition=models.Q(state="pending"), name="one_pending_notice"
+            )
         ]
         ordering = ["delete_after", "id"]
 
@@ -63,7 +66,9 @@ class TrashedInstance(models.Model):
     file_sha256 = models.CharField(max_length=64)
     received_at = models.DateTimeField()
     trashed_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    trash_path = models.CharField(max_length=300, blank=True, help_text="relative to TRASH_DIR; empty until moved")
+    trash_path = models.CharField(
+        max_length=300, blank=True, help_text="relative to TRASH_DIR; empty until moved"
+    )
     purge_after = models.DateTimeField()
     purged_at = models.DateTimeField(null=True, blank=True)
 
@@ -78,8 +83,12 @@ class ExpiryNotice(models.Model):
     """A reminder or suspension the expiry job has recorded (once per grant or project and date)."""
 
     kind = models.CharField(max_length=32, help_text="grant_suspended or project_suspended")
-    grant = models.ForeignKey("projects.Grant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    grant = models.ForeignKey(
+        "projects.Grant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     object_key = models.CharField(max_length=100, help_text="grant:<id> or project:<id>")
     for_date = models.DateField(help_text="the expiry or renewal date it is about")
@@ -87,7 +96,9 @@ class ExpiryNotice(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["kind", "object_key", "for_date"], name="expiry_notice_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_key", "for_date"], name="expiry_notice_unique")
+        ]
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:

@@ -22,19 +22,33 @@ class Forward(models.Model):
     """
 
     destination = models.ForeignKey("institutions.Node", on_delete=models.PROTECT, related_name="forwards")
-    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     scope = models.CharField(max_length=16, choices=ForwardScope.choices)
-    patient = models.ForeignKey("catalog.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    plan = models.ForeignKey("catalog.Instance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    instance_ids = models.JSONField(default=list, blank=True, help_text="scope instances: the objects to send")
+    patient = models.ForeignKey(
+        "catalog.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    plan = models.ForeignKey(
+        "catalog.Instance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    instance_ids = models.JSONField(
+        default=list, blank=True, help_text="scope instances: the objects to send"
+    )
     files = models.JSONField(default=list, blank=True, help_text="scope files: paths under OUTBOX_DIR")
     only_new = models.BooleanField(default=False, help_text="skip objects the destination already received")
     origin = models.CharField(max_length=64, help_text="manual, rule:<id>, audit:<id>, …")
-    origin_key = models.CharField(max_length=200, null=True, blank=True, unique=True,
-                                  help_text="makes a caller's forward idempotent (a rule, target and node)")
+    origin_key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="makes a caller's forward idempotent (a rule, target and node)",
+    )
     requested_by = models.CharField(max_length=150)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     last_sent_at = models.DateTimeField(null=True, blank=True)
     sent_total = models.PositiveIntegerField(default=0, help_text="objects delivered over all sends")
@@ -60,7 +74,9 @@ class ForwardedInstance(models.Model):
     sent_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["forward", "instance"], name="forwarded_once_per_forward")]
+        constraints = [
+            models.UniqueConstraint(fields=["forward", "instance"], name="forwarded_once_per_forward")
+        ]
         indexes = [models.Index(fields=["destination", "instance"], name="forwarded_dest_idx")]
 
     def __str__(self) -> str:

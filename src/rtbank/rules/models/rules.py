@@ -20,8 +20,14 @@ class Rule(models.Model):
     ``version`` changes with every edit.
     """
 
-    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="rules", help_text="empty: a site-wide rule")
+    project = models.ForeignKey(
+        "projects.Project",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="rules",
+        help_text="empty: a site-wide rule",
+    )
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=False)
@@ -62,14 +68,26 @@ class RuleFiring(models.Model):
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="firings")
     action = models.CharField(max_length=48, help_text="assign, forward:<node>, notify, match")
     target = models.CharField(max_length=48, help_text="patient:<id>, plan:<instance id> or instance:<id>")
-    patient = models.ForeignKey("catalog.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    plan = models.ForeignKey("catalog.Instance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    matched = models.ForeignKey("catalog.Instance", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+", help_text="the object that matched the conditions")
+    patient = models.ForeignKey(
+        "catalog.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    plan = models.ForeignKey(
+        "catalog.Instance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    matched = models.ForeignKey(
+        "catalog.Instance",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="the object that matched the conditions",
+    )
     outcome = models.CharField(max_length=16, choices=FiringOutcome.choices)
     message = models.CharField(max_length=500, blank=True)
     rule_version = models.PositiveIntegerField(default=1)
-    forward = models.ForeignKey("rules.Forward", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    forward = models.ForeignKey(
+        "rules.Forward", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     first_fired_at = models.DateTimeField(auto_now_add=True)
     fired_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -95,4 +113,3 @@ class AttributeValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} of {self.instance_id}"
-

@@ -37,15 +37,24 @@ def project_rule_summary(project: Project, access: Access) -> dict[str, Any]:
     may_forward = access.has(project, Permission.FORWARD)
     failed = 0
     if may_forward:
-        failed = outbox.with_state(Forward.objects.filter(project=project)).filter(work_state="failed").count()
-    return {"may_rules": access.has(project, Permission.RULES), "may_forward": may_forward,
-            "rules": rules.count(), "enabled": rules.filter(enabled=True).count(), "failed": failed}
+        failed = (
+            outbox.with_state(Forward.objects.filter(project=project)).filter(work_state="failed").count()
+        )
+    return {
+        "may_rules": access.has(project, Permission.RULES),
+        "may_forward": may_forward,
+        "rules": rules.count(),
+        "enabled": rules.filter(enabled=True).count(),
+        "failed": failed,
+    }
 
 
 @register.simple_tag
 def subject_firings(project: Project, subject: ProjectSubject) -> QuerySet[RuleFiring]:
     """Firings of the project's rules on the subject's patient (the page already checked ``view``)."""
-    return RuleFiring.objects.filter(rule__project=project, patient_id=subject.patient_id).select_related("rule")[:100]
+    return RuleFiring.objects.filter(rule__project=project, patient_id=subject.patient_id).select_related(
+        "rule"
+    )[:100]
 
 
 @register.simple_tag

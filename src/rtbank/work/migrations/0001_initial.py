@@ -4,48 +4,81 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='WorkerHeartbeat',
+            name="WorkerHeartbeat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('worker_id', models.CharField(max_length=100, unique=True)),
-                ('host', models.CharField(max_length=200)),
-                ('pid', models.IntegerField()),
-                ('started_at', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
-                ('processed', models.PositiveBigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("worker_id", models.CharField(max_length=100, unique=True)),
+                ("host", models.CharField(max_length=200)),
+                ("pid", models.IntegerField()),
+                ("started_at", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
+                ("processed", models.PositiveBigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='WorkItem',
+            name="WorkItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('key', models.CharField(max_length=200)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('in_progress', 'In Progress'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('payload', models.JSONField(blank=True, default=dict)),
-                ('priority', models.SmallIntegerField(default=0, help_text='higher runs first')),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('max_attempts', models.PositiveIntegerField(default=10)),
-                ('last_error', models.TextField(blank=True)),
-                ('not_before', models.DateTimeField(blank=True, help_text='back-off: not claimed before this time', null=True)),
-                ('claimed_by', models.CharField(blank=True, max_length=100)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('rerun', models.BooleanField(default=False, help_text='new input arrived while running: run again when done')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32)),
+                ("key", models.CharField(max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("in_progress", "In Progress"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("payload", models.JSONField(blank=True, default=dict)),
+                ("priority", models.SmallIntegerField(default=0, help_text="higher runs first")),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("max_attempts", models.PositiveIntegerField(default=10)),
+                ("last_error", models.TextField(blank=True)),
+                (
+                    "not_before",
+                    models.DateTimeField(
+                        blank=True, help_text="back-off: not claimed before this time", null=True
+                    ),
+                ),
+                ("claimed_by", models.CharField(blank=True, max_length=100)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                (
+                    "rerun",
+                    models.BooleanField(
+                        default=False, help_text="new input arrived while running: run again when done"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['state', 'kind', 'priority', 'id'], name='work_claim_idx'), models.Index(fields=['state', 'lease_until'], name='work_lease_idx')],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'key'), name='work_kind_key_unique')],
+                "indexes": [
+                    models.Index(fields=["state", "kind", "priority", "id"], name="work_claim_idx"),
+                    models.Index(fields=["state", "lease_until"], name="work_lease_idx"),
+                ],
+                "constraints": [models.UniqueConstraint(fields=("kind", "key"), name="work_kind_key_unique")],
             },
         ),
     ]

@@ -20,10 +20,17 @@ class Command(RtbankCommand):
             task = bar.add_task("verifying", total=total)
             report = verify(lambda n: bar.update(task, completed=n))
         outcome = Outcome.OK if report.ok else Outcome.ERROR
-        log_event("cli", "verify", actor=self.actor, outcome=outcome,
-                  message=f"{report.checked} checked, {len(report.missing)} missing, {len(report.corrupt)} corrupt",
-                  details={"missing": report.missing[:1000], "corrupt": report.corrupt[:1000]})
-        self.stdout.write(f"{report.checked} files checked: {len(report.missing)} missing, {len(report.corrupt)} corrupt")
+        log_event(
+            "cli",
+            "verify",
+            actor=self.actor,
+            outcome=outcome,
+            message=f"{report.checked} checked, {len(report.missing)} missing, {len(report.corrupt)} corrupt",
+            details={"missing": report.missing[:1000], "corrupt": report.corrupt[:1000]},
+        )
+        self.stdout.write(
+            f"{report.checked} files checked: {len(report.missing)} missing, {len(report.corrupt)} corrupt"
+        )
         for pk in report.missing[:20]:
             self.stdout.write(f"  missing: instance #{pk}")
         for pk in report.corrupt[:20]:

@@ -18,5 +18,7 @@ class Command(RtbankCommand):
         if action:
             rows = rows.filter(action=action)
         for e in reversed(list(rows[:limit])):
-            self.stdout.write(f"{e.time:%Y-%m-%d %H:%M:%S} {e.service:<9} {e.action:<22} {e.outcome:<8} "
-                              f"{e.object_type}:{e.object_id} {e.actor} {e.message}")
+            self.stdout.write(
+                f"{e.time:%Y-%m-%d %H:%M:%S} {e.service:<9} {e.action:<22} {e.outcome:<8} "
+                f"{e.object_type}:{e.object_id} {e.actor} {e.message}"
+            )

@@ -15,10 +15,14 @@ class Command(RtbankCommand):
         add = sub.add_parser("add", help="register a node")
         add.add_argument("name")
         add.add_argument("--ae", required=True, help="AE title")
-        add.add_argument("--host", required=True, help="IP address or CIDR the node connects from / listens on")
+        add.add_argument(
+            "--host", required=True, help="IP address or CIDR the node connects from / listens on"
+        )
         add.add_argument("--port", type=int, required=True)
         add.add_argument("--institution", default=None, help="institution code")
-        add.add_argument("--roles", default="send", help="comma-separated: send, dest, harvest (default send)")
+        add.add_argument(
+            "--roles", default="send", help="comma-separated: send, dest, harvest (default send)"
+        )
         sub.add_parser("list", help="list nodes")
         remove = sub.add_parser("remove", help="remove a node")
         remove.add_argument("name")
@@ -27,8 +31,13 @@ class Command(RtbankCommand):
         if action == "add":
             roles = [r.strip() for r in options["roles"].split(",") if r.strip()]
             node = services.add_node(
-                options["name"], ae_title=options["ae"], host=options["host"], port=options["port"],
-                institution_code=options["institution"], roles=roles, actor=self.actor,
+                options["name"],
+                ae_title=options["ae"],
+                host=options["host"],
+                port=options["port"],
+                institution_code=options["institution"],
+                roles=roles,
+                actor=self.actor,
             )
             self.stdout.write(f"added node {node}")
         elif action == "remove":
@@ -37,4 +46,6 @@ class Command(RtbankCommand):
         else:
             for node in Node.objects.select_related("institution"):
                 inst = node.institution.code if node.institution else "-"
-                self.stdout.write(f"{node.name:<16} {node.ae_title:<16} {node.host}:{node.port:<6} {inst:<10} {','.join(node.roles)}")
+                self.stdout.write(
+                    f"{node.name:<16} {node.ae_title:<16} {node.host}:{node.port:<6} {inst:<10} {','.join(node.roles)}"
+                )

@@ -3,6 +3,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.utils import timezone
+
 from rtbank.commands import Failure, RtbankCommand
 from rtbank.projects.models import Project
 from rtbank.projects.services import add_project
@@ -23,7 +25,9 @@ class Command(RtbankCommand):
         add = sub.add_parser("add", help="add a project")
         add.add_argument("code")
         add.add_argument("--name", required=True)
-        add.add_argument("--institutions", default="", help="participating institution codes, comma-separated")
+        add.add_argument(
+            "--institutions", default="", help="participating institution codes, comma-separated"
+        )
         add.add_argument("--renew-by", default=None, help="YYYY-MM-DD (default: one year from today)")
         add.add_argument("--ae-title", default="", help="an AE title centres may send to for this project")
         add.add_argument("--pi", default="", help="principal investigator")
@@ -37,10 +41,21 @@ class Command(RtbankCommand):
                 insts = ",".join(i.code for i in p.institutions.all())
                 self.stdout.write(f"{p.code:<12} {p.status:<10} renew by {p.renew_by}  {insts:<20} {p.name}")
             return
-        renew_by = parse_date(options["renew_by"]) if options["renew_by"] else dt.date.today() + dt.timedelta(days=365)
+        renew_by = (
+            parse_date(options["renew_by"])
+            if options["renew_by"]
+            else timezone.localdate() + dt.timedelta(days=365)
+        )
         institutions = [c.strip() for c in options["institutions"].split(",") if c.strip()]
-        project = add_project(options["code"], name=options["name"], renew_by=renew_by, institutions=institutions,
-                              ae_title=options["ae_title"], principal_investigator=options["pi"],
-                              description=options["description"], subject_prefix=options["subject_prefix"],
-                              actor=self.actor)
+        project = add_project(
+            options["code"],
+            name=options["name"],
+            renew_by=renew_by,
+            institutions=institutions,
+            ae_title=options["ae_title"],
+            principal_investigator=options["pi"],
+            description=options["description"],
+            subject_prefix=options["subject_prefix"],
+            actor=self.actor,
+        )
         self.stdout.write(f"added project {project.code} (renew by {project.renew_by})")

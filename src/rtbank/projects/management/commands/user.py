@@ -16,14 +16,30 @@ class Command(RtbankCommand):
         add.add_argument("username")
         add.add_argument("--email", default="")
         add.add_argument("--institution", default=None, help="institution code (site staff: none)")
-        add.add_argument("--role", action="append", default=[], choices=["data_manager", "uploader"],
-                         help="institution role (repeatable)")
+        add.add_argument(
+            "--role",
+            action="append",
+            default=[],
+            choices=["data_manager", "uploader"],
+            help="institution role (repeatable)",
+        )
         add.add_argument("--site-admin", action="store_true")
-        add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+        add.add_argument(
+            "--password-stdin", action="store_true", help="read the password from standard input"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = sys.stdin.readline().rstrip("\n") if options["password_stdin"] else None
-        user = add_user(options["username"], password=password, email=options["email"],
-                        institution=options["institution"], roles=options["role"],
-                        site_admin=options["site_admin"], actor=self.actor)
-        self.stdout.write(f"added user {user.username}" + ("" if password else " (no password: set one with `rtbank changepassword`)"))
+        user = add_user(
+            options["username"],
+            password=password,
+            email=options["email"],
+            institution=options["institution"],
+            roles=options["role"],
+            site_admin=options["site_admin"],
+            actor=self.actor,
+        )
+        self.stdout.write(
+            f"added user {user.username}"
+            + ("" if password else " (no password: set one with `rtbank changepassword`)")
+        )

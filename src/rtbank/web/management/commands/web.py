@@ -33,18 +33,22 @@ class Command(RtbankCommand):
         parser.add_argument("--workers", type=int, default=2)
         parser.add_argument("--threads", type=int, default=4)
 
-    def handle(self, *args: Any, port: int | None, bind: str | None, workers: int, threads: int, **options: Any) -> None:
+    def handle(
+        self, *args: Any, port: int | None, bind: str | None, workers: int, threads: int, **options: Any
+    ) -> None:
         call_command("check", fail_level="ERROR")
         address = f"{bind or settings.BIND_ADDRESS}:{port or settings.HTTP_PORT}"
-        _Gunicorn({
-            "bind": address,
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            "timeout": 120,
-            "graceful_timeout": 20,
-            "accesslog": "-",
-            "errorlog": "-",
-            "loglevel": "warning",
-            "limit_request_line": 8190,
-        }).run()
+        _Gunicorn(
+            {
+                "bind": address,
+                "workers": workers,
+                "threads": threads,
+                "worker_class": "gthread",
+                "timeout": 120,
+                "graceful_timeout": 20,
+                "accesslog": "-",
+                "errorlog": "-",
+                "loglevel": "warning",
+                "limit_request_line": 8190,
+            }
+        ).run()

@@ -14,7 +14,11 @@ class Command(RtbankCommand):
     help = "Run a worker: ingest, analysis, rules, calculations and scheduled jobs from the work rows."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--kinds", default="", help=f"comma-separated work kinds (default all: {', '.join(sorted(KINDS))})")
+        parser.add_argument(
+            "--kinds",
+            default="",
+            help=f"comma-separated work kinds (default all: {', '.join(sorted(KINDS))})",
+        )
         parser.add_argument("--until-idle", action="store_true", help="exit when no work is left")
 
     def handle(self, *args: Any, kinds: str, until_idle: bool, **options: Any) -> None:
