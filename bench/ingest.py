@@ -235,11 +235,13 @@ def main() -> int:
                 )
             )
         print(
-            f"{'assoc':>5} {'rtbank':>8} {'rtbank×2':>9} {'Orthanc':>8} {'storescp':>9} {'rt/Orthanc':>10} {'rt/storescp':>11}   (instances/s)"
+            f"{'assoc':>5} {'rtbank':>8} {'rtbank×2':>9} {'Orthanc':>8} {'storescp':>9} "
+            f"{'rt/Orthanc':>10} {'rt/storescp':>11}   (instances/s)"
         )
         for p, rt, rt2, orth, scp, r1, r2 in rows:
             print(
-                f"{p:>5} {rt:>8.1f} {rt2 if rt2 else float('nan'):>9.1f} {orth:>8.1f} {scp:>9.1f} {r1:>10.2f} {r2:>11.2f}"
+                f"{p:>5} {rt:>8.1f} {rt2 if rt2 else float('nan'):>9.1f} {orth:>8.1f} {scp:>9.1f} "
+                f"{r1:>10.2f} {r2:>11.2f}"
             )
         fsyncs = count_fsyncs(files[:100], work)
         print(

@@ -413,7 +413,8 @@ def render(result: dict[str, Any], browser: dict[str, Any] | None, command: str,
         "",
         f"Command: `{command}` (2–4 min). A 512 × 512 CT of {r['slices']} slices with {r['rois']} ROIs "
         "(bench/dvh_plan.py's pelvis, distinct colours; 244,000 contour points), its plan dose and plan, "
-        "imported into a throwaway SQLite RTBANK_HOME with its DVHs stored by the worker; six isodose levels; "
+        "imported into a throwaway SQLite RTBANK_HOME with its DVHs stored by the worker; "
+        "six isodose levels; "
         "gzip as browsers ask. "
         f"Medians of 10 requests; the best of {repeat} runs for each figure.",
         "",

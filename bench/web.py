@@ -381,12 +381,14 @@ def report(
 
     load = os.getloadavg()
     lines = [
-        f"Command: `{COMMAND}` ({args.patients:,} patients, {args.projects} projects, {args.requests} requests per "
+        f"Command: `{COMMAND}` ({args.patients:,} patients, {args.projects} projects, "
+        f"{args.requests} requests per "
         f"page; {world['instances']:,} instances and {world['bundle_rows']:,} plan-bundle rows filled in "
         f"{world['seconds']:.0f} s; database: {connection.vendor}). Django test client in-process: the whole "
         "middleware stack, sessions, the access helper and its access-log write, templates; no network.",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f} at the end (shared with "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {load[0]:.1f} at the end (shared with "
         f"other work); Python {platform.python_version()}. Target: p95 under {TARGET_P95_MS:.0f} ms.",
         "",
         "| page | p50 (ms) | p95 (ms) | max (ms) | without other areas' panels: p50 / p95 (ms) |",

@@ -239,7 +239,8 @@ SMS_WEBHOOK_URL = os.environ.get("RTBANK_SMS_WEBHOOK_URL", "")
 SMS_WEBHOOK_TOKEN = os.environ.get("RTBANK_SMS_WEBHOOK_TOKEN", "")
 SMS_SENDER = os.environ.get("RTBANK_SMS_SENDER", "rtbank")
 SMS_TIMEOUT_S = env_int("RTBANK_SMS_TIMEOUT", 10)
-# Scheduled jobs run inside the worker (rtbank.work.scheduler): when = daily@HH:MM | hourly | every:SECONDS | off.
+# Scheduled jobs run inside the worker (rtbank.work.scheduler):
+# when = daily@HH:MM | hourly | every:SECONDS | off.
 SCHEDULE = {
     "cleanup": {
         "task": "rtbank.rules.cleanup.run_scheduled",

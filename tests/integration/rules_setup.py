@@ -121,7 +121,8 @@ from rtbank.institutions.models import Institution, Node
 from rtbank.projects.services import add_project
 ode = Institution.objects.create(code="ODE", name="Odense")
 Node.objects.create(name="TPS", ae_title="TPS", host="127.0.0.1", port=104, institution=ode, roles=["send"])
-trial = add_project("TRIAL", name="Trial", renew_by=dt.date.today() + dt.timedelta(days=365), institutions=["ODE"],
+trial = add_project("TRIAL", name="Trial", renew_by=dt.date.today() + dt.timedelta(days=365), \
+institutions=["ODE"],
                     actor="test", ae_title="TRIAL_AE")
 {extra}
 out = trial.pk

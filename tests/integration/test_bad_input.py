@@ -1,4 +1,5 @@
-"""Bad input never crashes a service, never corrupts stored data, always gets a clear refusal and a log row."""
+"""Bad input never crashes a service, never corrupts stored data, always gets a clear refusal and a log
+row."""
 
 from __future__ import annotations
 
@@ -129,7 +130,8 @@ def test_it_refuses_malformed_objects_with_a_failure_status(loaded: RtbankEnv, t
         lambda: (
             (
                 n := env.query(
-                    "from rtbank.eventlog.models import Event\nout = Event.objects.filter(action='store_refused').count()"
+                    "from rtbank.eventlog.models import Event\n"
+                    "out = Event.objects.filter(action='store_refused').count()"
                 )
             )
             >= 7

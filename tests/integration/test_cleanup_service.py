@@ -1,4 +1,5 @@
-"""`rtbank cleanup` on a real home: notices by mail first (aiosmtpd), then the dry run is what the real run deletes.
+"""`rtbank cleanup` on a real home: notices by mail first (aiosmtpd), then the dry run is what the real run
+deletes.
 
 Kept: a patient in a project, a harvested patient; deleted (into the trash): an idle patient in no project.
 """
@@ -93,8 +94,10 @@ from rtbank.harvest.models import HarvestRun
 from rtbank.institutions.models import Node
 pacs = Node.objects.create(name="PACS", ae_title="PACS", host="127.0.0.1", port=104, roles=["harvest"])
 run = HarvestRun.objects.create(source=pacs, created_by="test")  # a kept run
-Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung").update(provenance={"harvest_run": run.pk})
-out = Instance.objects.update(received_at=timezone.now() - dt.timedelta(days=120))  # everything idle for 120 days
+Instance.objects.filter(series__study__patient__patient_id="2018_Comp_Lung").update(\
+provenance={"harvest_run": run.pk})
+out = Instance.objects.update(\
+received_at=timezone.now() - dt.timedelta(days=120))  # everything idle for 120 days
 """)
     kept = {pid: uids(env, pid) for pid in ("brain", "2018_Comp_Lung")}
     inbox = uids(env, "PHANTOM_EXAMPLE")

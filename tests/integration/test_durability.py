@@ -145,7 +145,8 @@ def test_file_and_directory_are_fsynced_before_the_store_response(
         dir_sync = next(
             k for k, line in enumerate(after) if re.search(r"fsync\(\d+</[^>]*/spool/ready>\)", line)
         )
-        # The association's socket (local port = the receiver's); on PostgreSQL the database socket is TCP too.
+        # The association's socket (local port = the receiver's); on PostgreSQL the database socket is TCP
+        # too.
         association = rf"(write|sendto|sendmsg)\(\d+<TCP(v6)?:\[[^\]]*:{env.dicom_port}->"
         socket_write = next(k for k, line in enumerate(after) if re.search(association, line))
         assert dir_sync < socket_write, "the C-STORE response went out before the directory fsync"

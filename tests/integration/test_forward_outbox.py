@@ -1,4 +1,5 @@
-"""The forwarding outbox against real destinations: down for a while, and never up (failed, visible, resubmitted).
+"""The forwarding outbox against real destinations: down for a while, and never up (failed, visible,
+resubmitted).
 
 Both scenarios share one rtbank (one worker) and run as two forwards to two dcmtk ``storescp`` destinations.
 """
@@ -119,8 +120,10 @@ def test_a_destination_that_never_comes_up_fails_at_the_cap_and_is_resubmitted_f
 from django.contrib.auth.models import User
 from rtbank.notifications.models import Notification
 from tests.web.clients import client_for
-page = client_for(User.objects.get(username="manager")).get("/projects/TRIAL/outbox/?state=failed").content.decode()
-out = [page, list(Notification.objects.filter(event="forward_failed").values_list("user__username", "subject"))]
+page = client_for(User.objects.get(username="manager")).get(\
+"/projects/TRIAL/outbox/?state=failed").content.decode()
+out = [page, list(Notification.objects.filter(event="forward_failed").values_list(\
+"user__username", "subject"))]
 """)
     assert "NEVER" in page and "Resubmit" in page and f"<td>{forward}</td>" in page  # visible, resubmittable
     assert [who for who, subject in told if f"#{forward} " in subject] == ["manager"]

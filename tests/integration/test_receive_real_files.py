@@ -46,7 +46,8 @@ def test_it_files_every_instance_roi_and_reference_from_several_vendors(open_rtb
     assert stats["instances"] == len(uids)
     stored = env.query(
         "from rtbank.catalog.models import Instance, Roi\n"
-        "out = {'uids': sorted(Instance.objects.filter(state='current').values_list('sop_instance_uid', flat=True)),"
+        "out = {'uids': sorted(Instance.objects.filter(state='current')"
+        ".values_list('sop_instance_uid', flat=True)),"
         " 'rois': Roi.objects.filter(structure_set__instance__state='current').count()}"
     )
     assert set(stored["uids"]) == uids

@@ -1,4 +1,5 @@
-"""Trigger rules end to end over DICOM: a planner's empty ROI files the plan; a tag value forwards the data."""
+"""Trigger rules end to end over DICOM: a planner's empty ROI files the plan; a tag value forwards the
+data."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def test_a_rule_on_a_tag_value_forwards_every_object_to_a_second_receiver(
             env,
             f"""
 from rtbank.rules.models import Rule
-node = Node.objects.create(name="PROTONS", ae_title="DEST", host="127.0.0.1", port={dest.port}, roles=["dest"])
+node = Node.objects.create(name="PROTONS", ae_title="DEST", host="127.0.0.1", port={dest.port}, \
+roles=["dest"])
 trial.destinations.add(node)
 Rule.objects.create(project=trial, name="Elekta plans to the proton centre", enabled=True, scope="patient",
                     created_by="test", actions=[{{"type": "forward", "node": node.pk}}],

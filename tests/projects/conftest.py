@@ -13,5 +13,6 @@ def fast_passwords(settings) -> None:
 
 @pytest.fixture
 def world(tmp_path) -> World:
-    """Projects A, B, S with real data and the nine roles (see :mod:`tests.projects.world`), no export jobs."""
+    """Projects A, B, S with real data and the nine roles (see :mod:`tests.projects.world`), no export
+    jobs."""
     return build_world(tmp_path, with_jobs=False, other_stages=False)

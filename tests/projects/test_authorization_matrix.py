@@ -1,4 +1,5 @@
-"""Every URL of the site × every role × real objects of project A (I2): no 2xx and no leak without a live grant.
+"""Every URL of the site × every role × real objects of project A (I2): no 2xx and no leak without a live
+grant.
 
 The table is :mod:`tests.projects.url_matrix`; this test finds the URL names from the resolver, so a URL
 added anywhere without an entry there fails here. Each URL has a positive control (some role gets its
@@ -75,7 +76,8 @@ def _client(world: World, role: str, fresh: bool = False) -> Client:
 def _request(
     world: World, case: Case, name: str, role: str, client: Client | None = None
 ) -> tuple[int, str, bool | None, str]:
-    """(status, body as text, effect, content type) of one request; POSTs are rolled back after the effect is read."""
+    """(status, body as text, effect, content type) of one request; POSTs are rolled back after the effect
+    is read."""
     client = client or _client(world, role, fresh=case.method == "POST")
     url = reverse(name, kwargs=case.kwargs(world, role)) + (f"?{case.query}" if case.query else "")
     outcome: list[tuple[int, str, bool | None, str]] = []

@@ -70,7 +70,8 @@ def test_tables_paginate_and_filter_on_the_server(world: World) -> None:
 
 
 def test_a_plan_only_subject_shows_only_the_bundle(world: World) -> None:
-    """B's patient enters A with one plan (reuse by agreement): A's page shows that bundle and nothing else."""
+    """B's patient enters A with one plan (reuse by agreement): A's page shows that bundle and nothing
+    else."""
     plan = Instance.objects.get(kind="plan", series__study__patient=world.b_patient)
     item = assign_plan(world.projects["A"], plan, actor="admin", agreement="DUA-2", actor_is_site_admin=True)
     extra = Instance.objects.filter(series__study__patient=world.b_patient).exclude(

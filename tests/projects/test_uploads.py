@@ -1,4 +1,5 @@
-"""Web upload: files and zips through the same pipeline, durable before success, checked when de-identified."""
+"""Web upload: files and zips through the same pipeline, durable before success, checked when
+de-identified."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ entry here — so a new URL cannot ship without saying who may use it. To add yo
 
 A :class:`Case` is one request per role (a fresh client each) against the real objects of :mod:`world`:
 
-* ``kwargs(world, role)`` builds the URL's arguments — use ``world.project_for(role)`` for project URLs, so the
-  suspended role is tried on its own (suspended) project S, which holds A's patient too;
+* ``kwargs(world, role)`` builds the URL's arguments — use ``world.project_for(role)`` for project URLs, so
+  the suspended role is tried on its own (suspended) project S, which holds A's patient too;
 * ``ok`` are the roles that must get ``ok_status`` (the positive control: at least one role must be listed,
   or ``positive`` must make its own request and return a response with ``ok_status``);
 * every other role must get no 2xx, and no 2xx response to a role outside ``sees`` may contain any of
@@ -237,8 +237,8 @@ URL_MATRIX: dict[str, list[Case]] = {
 }
 
 
-# --- Django's admin (site admins only; it holds no patient-data model) ---------------------------------------
-# --- rules area: trigger rules, outbox, manual sends, firings, cleanup report (owner: rules) ------------------
+# --- Django's admin (site admins only; it holds no patient-data model) --------------------------------------
+# --- rules area: trigger rules, outbox, manual sends, firings, cleanup report (owner: rules) ----------------
 def _destination(w: World) -> Any:
     from rtbank.institutions.models import Node
 
@@ -630,7 +630,8 @@ def matrix() -> dict[str, list[Case]]:
     return full
 
 
-# --- analysis area: DVHs, ROI mapping, overview matrix, completeness, delivery, protocol QA, CSV (owner: analysis)
+# --- analysis area: DVHs, ROI mapping, overview matrix, completeness, delivery, protocol QA, CSV
+# (owner: analysis)
 ANALYSIS_EXPORT = frozenset({"analyst_A", "manager_A"})  # `export` on A
 
 
@@ -834,13 +835,13 @@ URL_MATRIX.update(
 )
 
 
-# --- audits area: entries kept next to the area's tests (owner: audits) ---------------------------------------
+# --- audits area: entries kept next to the area's tests (owner: audits) -------------------------------------
 from tests.audits.url_matrix import AUDIT_URLS  # noqa: E402 - it builds on the Case defined above
 
 URL_MATRIX.update(AUDIT_URLS)
 
 
-# --- harvest area: site admins only (owner: harvest) ------------------------------------------------------------
+# --- harvest area: site admins only (owner: harvest) --------------------------------------------------------
 def _harvest_run(w: World, role: str) -> dict[str, Any]:
     """A harvest run over A's patient from a record-and-verify node (made once per world)."""
     if "harvest_run" not in w.extra:

@@ -19,7 +19,8 @@ PLAN_UID = "1.2.752.243.1.1.20180405114728127.3000.13138"
 
 
 def with_empty_roi(dst: Path, name: str, src: Path = RS) -> Path:
-    """A copy of the RTSTRUCT ``src`` with one more ROI, ``name``, that has no contours (the classic trigger)."""
+    """A copy of the RTSTRUCT ``src`` with one more ROI, ``name``, that has no contours (the classic
+    trigger)."""
     ds = pydicom.dcmread(src)
     number = max(int(item.ROINumber) for item in ds.StructureSetROISequence) + 1
     roi = Dataset()

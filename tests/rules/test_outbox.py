@@ -1,4 +1,5 @@
-"""The forwarding outbox: allow-lists, complete sends only, late objects once, failure after the cap, resubmit."""
+"""The forwarding outbox: allow-lists, complete sends only, late objects once, failure after the cap,
+resubmit."""
 
 from __future__ import annotations
 

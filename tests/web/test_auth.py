@@ -18,7 +18,8 @@ PASSWORD = "a-long-password-1"
 @pytest.fixture(autouse=True)
 def fast_passwords(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # django-otp makes each wrong code delay the next attempt (1 s, 2 s, …); these tests try a wrong code first.
+    # django-otp makes each wrong code delay the next attempt (1 s, 2 s, …); these tests try a wrong code
+    # first.
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
 
 

@@ -1,4 +1,5 @@
-"""The production settings profile passes `rtbank check --deploy` without warnings; the demo stays on loopback."""
+"""The production settings profile passes `rtbank check --deploy` without warnings; the demo stays on
+loopback."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ def test_check_deploy_reports_no_issues(tmp_path: Path) -> None:
 
 def test_the_production_profile_is_strict_and_services_bind_to_loopback(tmp_path: Path) -> None:
     code = (
-        "from django.conf import settings as s; print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
-        "s.SECURE_HSTS_SECONDS, s.SECURE_SSL_REDIRECT, s.BIND_ADDRESS, 'rtbank.web.middleware."
-        "ContentSecurityPolicyMiddleware' in s.MIDDLEWARE, 'axes.middleware.AxesMiddleware' == s.MIDDLEWARE[-1])"
+        "from django.conf import settings as s; print(s.DEBUG, s.SESSION_COOKIE_SECURE, "
+        "s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, s.SECURE_SSL_REDIRECT, s.BIND_ADDRESS, "
+        "'rtbank.web.middleware.ContentSecurityPolicyMiddleware' in s.MIDDLEWARE, "
+        "'axes.middleware.AxesMiddleware' == s.MIDDLEWARE[-1])"
     )
     result = subprocess.run(
         [

@@ -124,7 +124,8 @@ def export_tree(
             / safe_name(label, f"patient-{patient.pk}")
             / safe_name(f"{study.date or 'nodate'}_{study.description}", f"study-{study.pk}")[:60]
             / safe_name(
-                f"{series.modality}_{series.number if series.number is not None else ''}_{series.description}",
+                f"{series.modality}_{series.number if series.number is not None else ''}"
+                f"_{series.description}",
                 f"series-{series.pk}",
             )[:60]
         )

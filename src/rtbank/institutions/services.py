@@ -28,7 +28,8 @@ def check_roles(roles: Iterable[str], known: Iterable[str]) -> None:
 
 
 def institution_by_code(code: str | None) -> Institution | None:
-    """The institution with ``code`` (None for no code); a ValidationError names a code that does not exist."""
+    """The institution with ``code`` (None for no code); a ValidationError names a code that does not
+    exist."""
     if not code:
         return None
     institution = Institution.objects.filter(code=code).first()

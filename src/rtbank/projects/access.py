@@ -168,7 +168,8 @@ class Access:
         return instances_in(project)
 
     def instance(self, uid: str, permission: str, action: str) -> tuple[Instance, list[Project]]:
-        """An instance (by SOP Instance UID) and the projects through which the user holds ``permission`` on it."""
+        """An instance (by SOP Instance UID) and the projects through which the user holds ``permission``
+        on it."""
         instance = Instance.objects.filter(sop_instance_uid=uid, state=InstanceState.CURRENT).first()
         holding = projects_holding(instance) if instance else []
         known = [p for p in holding if p.pk in self.permissions]
@@ -185,7 +186,8 @@ class Access:
         return instance, allowed
 
     def patient_label(self, project: Project, subject: ProjectSubject) -> str:
-        """What identifies the patient to this user: the real Patient ID with ``identifiers``, else the subject ID."""
+        """What identifies the patient to this user: the real Patient ID with ``identifiers``, else the
+        subject ID."""
         if self.has(project, Permission.IDENTIFIERS):
             return subject.patient.patient_id
         return subject.subject_id
@@ -241,7 +243,8 @@ class Access:
         return profile.institution
 
     def upload_projects(self) -> QuerySet[Project]:
-        """Projects an upload may go straight into: assignable, with the uploader's institution participating."""
+        """Projects an upload may go straight into: assignable, with the uploader's institution
+        participating."""
         institution = self.upload_institution()
         if institution is None:
             return Project.objects.none()

@@ -171,7 +171,8 @@ def summarise(per_file: Iterable[tuple[str, list[Offence]]], limit: int = 50) ->
             count, example, _ = seen.get(offence.label, (0, name, offence.name))
             seen[offence.label] = (count + 1, example, offence.name)
     lines = [
-        f"{label} — {elem_name}: still has a value in {count} file{'s' if count != 1 else ''} (e.g. {example})"
+        f"{label} — {elem_name}: still has a value in {count} file{'s' if count != 1 else ''} "
+        f"(e.g. {example})"
         for label, (count, example, elem_name) in sorted(seen.items())
     ]
     return lines[:limit] + ([f"… and {len(lines) - limit} more elements"] if len(lines) > limit else [])

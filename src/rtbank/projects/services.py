@@ -230,7 +230,8 @@ def _subject_for(
         and not (actor_is_site_admin and agreement)
     ):
         raise AssignmentRefused(
-            "this patient's data is already in another project: reuse is a site-admin action with an agreement reference"
+            "this patient's data is already in another project: "
+            "reuse is a site-admin action with an agreement reference"
         )
     for _ in range(5):
         try:

@@ -51,7 +51,8 @@ class SubjectRow:
 def filtered_subjects(
     access: Access, project: Project, query: str = "", institution: str = ""
 ) -> QuerySet[ProjectSubject]:
-    """Subjects matching a search: subject ID always; Patient ID and name only for holders of ``identifiers``."""
+    """Subjects matching a search: subject ID always; Patient ID and name only for holders of
+    ``identifiers``."""
     qs = ProjectSubject.objects.filter(project=project).select_related("patient__institution")
     if query:
         match = Q(subject_id__icontains=query)

@@ -1,4 +1,5 @@
-"""Web upload: DICOM files and zip archives into the spool (the same pipeline as C-STORE), optionally into a project.
+"""Web upload: DICOM files and zip archives into the spool (the same pipeline as C-STORE), optionally into a
+project.
 
 Uploaded files arrive on disk (``TemporaryFileUploadHandler``), are read one object at a time, and are
 written durably to the spool by :func:`rtbank.ingest.importer.import_stream` before the response — so an
@@ -106,7 +107,8 @@ def _objects(name: str, stream: BinaryIO) -> Iterator[tuple[str, BinaryIO]]:
 
 
 def receive(access: Access, files: list[Any], *, deidentified: bool, project: Project | None) -> Upload:
-    """Store an upload (the caller checked the uploader role and that ``project`` is in ``upload_projects``)."""
+    """Store an upload (the caller checked the uploader role and that ``project`` is in
+    ``upload_projects``)."""
     institution = access.upload_institution()
     if institution is None:
         raise UploadRefused("only uploaders of an institution may upload")

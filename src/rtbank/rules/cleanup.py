@@ -275,7 +275,8 @@ def _tell(code: str, notices: list[CleanupNotice]) -> None:
         people,
         Event.CLEANUP_UPCOMING,
         f"Cleanup: {len(notices)} patient(s) {source} will be deleted from {first:%Y-%m-%d}",
-        f"{len(notices)} patient(s) {source} ({objects} objects, {size / 1e6:.1f} MB) are in no project and have "
+        f"{len(notices)} patient(s) {source} ({objects} objects, {size / 1e6:.1f} MB) "
+        f"are in no project and have "
         f"received nothing for a while. They will be deleted on or after {first:%Y-%m-%d} (kept in the trash "
         f"for {settings.CLEANUP_TRASH_DAYS} days). Assign what you need to a project to keep it.",
         url="/inbox/",

@@ -59,7 +59,8 @@ def active_rules() -> list[Rule]:
 
 
 def evaluate_patient(patient_id: int, rules: list[Rule] | None = None) -> int:
-    """Run every active rule on one patient's stored objects (the ``AFTER_ANALYSIS`` stage). Returns firings."""
+    """Run every active rule on one patient's stored objects (the ``AFTER_ANALYSIS`` stage). Returns
+    firings."""
     from rtbank.rules.actions import fire, settle_waiting
 
     rules = active_rules() if rules is None else rules

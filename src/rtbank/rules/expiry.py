@@ -55,7 +55,8 @@ def record_suspensions(today: dt.date | None = None) -> dict[str, int]:
                     Event.ACCESS_SUSPENDED,
                     f"Your '{grant.permission}' access to {grant.project.code} has ended",
                     f"Your '{grant.permission}' permission on project {grant.project.code} expired on "
-                    f"{grant.expires_on:%Y-%m-%d}. Ask the project's manager to renew it if you still need it.",
+                    f"{grant.expires_on:%Y-%m-%d}. "
+                    "Ask the project's manager to renew it if you still need it.",
                     url=f"/projects/{grant.project.code}/",
                 )
     for project in (
@@ -96,7 +97,8 @@ def _announce_project(project: Project) -> None:
         people.distinct(),
         Event.ACCESS_SUSPENDED,
         f"Project {project.code} is suspended: not renewed",
-        f"Project {project.code} ({project.name}) was due for renewal on {project.renew_by:%Y-%m-%d}. Every grant "
+        f"Project {project.code} ({project.name}) was due for renewal on {project.renew_by:%Y-%m-%d}. "
+        f"Every grant "
         f"on it is suspended until a site admin renews the project.",
         url=f"/projects/{project.code}/",
     )

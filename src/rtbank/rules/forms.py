@@ -42,7 +42,10 @@ class RuleForm(forms.Form):
     conditions_json = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "class": "code"}),
-        help_text="advanced: the whole condition tree as JSON (nested all/any groups); replaces the rows when filled",
+        help_text=(
+            "advanced: the whole condition tree as JSON (nested all/any groups); "
+            "replaces the rows when filled"
+        ),
     )
     assign = forms.BooleanField(required=False, label="assign to the project")
     assign_project = forms.ModelChoiceField(

@@ -224,7 +224,8 @@ def resubmit(forward: Forward, *, actor: str) -> bool:
 
 
 def with_state(forwards: QuerySet[Forward]) -> QuerySet[Forward]:
-    """Forwards annotated with their work row: ``work_state``, ``work_attempts``, ``work_error``, ``next_try``."""
+    """Forwards annotated with their work row: ``work_state``, ``work_attempts``, ``work_error``,
+    ``next_try``."""
     # Work keys are the forward id as text.
     rows = WorkItem.objects.filter(kind=FORWARD, key=Cast(OuterRef("pk"), CharField()))
     return forwards.annotate(

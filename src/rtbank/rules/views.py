@@ -305,7 +305,8 @@ def subject_firings(request: HttpRequest, code: str, subject_id: str) -> HttpRes
 @login_required
 @require_GET
 def cleanup_report(request: HttpRequest) -> HttpResponse:
-    """Site admins: the last report, pending notices, the trash. Data managers: their institution's notices."""
+    """Site admins: the last report, pending notices, the trash. Data managers: their institution's
+    notices."""
     acc = Access.of(request)
     profile = getattr(request.user, "profile", None)
     manager = profile is not None and profile.institution_id and profile.has_role("data_manager")

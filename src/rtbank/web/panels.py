@@ -2,7 +2,9 @@
 
 An app declares, on its AppConfig::
 
-    project_panels = [("analysis/panels/project_dvh.html", lambda access, project: access.has(project, "view"))]
+    project_panels = [
+        ("analysis/panels/project_dvh.html", lambda access, project: access.has(project, "view"))
+    ]
     subject_panels = [...]   # context also has ``subject`` and ``instances`` (what the project holds of them)
     plan_panels = [...]      # context also has ``subject`` and ``plan`` (the plan's Instance) and ``rtplan``
 

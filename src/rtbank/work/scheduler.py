@@ -107,5 +107,6 @@ def register() -> None:
     for job in getattr(settings, "SCHEDULE", {}).items():
         check_when(job[0], str(job[1].get("when", "off")).strip().lower())
     register_kind(WorkKind(JOB, run_job, batch_size=1, order=90, lease_s=settings.SCHEDULER_JOB_LEASE_S))
-    # Not while a worker only drains the queue (tests, `rtbank import --wait`): jobs belong to running workers.
+    # Not while a worker only drains the queue (tests, `rtbank import --wait`): jobs belong to running
+    # workers.
     register_poller(Poller("scheduler", tick, every_s=settings.SCHEDULER_POLL_S, when_draining=False))

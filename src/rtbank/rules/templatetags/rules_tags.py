@@ -1,4 +1,5 @@
-"""Template tags of the rule panels (the project, subject and plan pages render them; see rtbank.web.panels)."""
+"""Template tags of the rule panels (the project, subject and plan pages render them; see
+rtbank.web.panels)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,10 @@ from rtbank.institutions.models import Node
 
 
 class Command(RtbankCommand):
-    help = "Known DICOM nodes: `node add NAME --ae AE --host HOST --port PORT [--institution I] [--roles send,dest,harvest]`, `node list`, `node remove NAME`."
+    help = (
+        "Known DICOM nodes: `node add NAME --ae AE --host HOST --port PORT [--institution I] "
+        "[--roles send,dest,harvest]`, `node list`, `node remove NAME`."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -47,5 +50,6 @@ class Command(RtbankCommand):
             for node in Node.objects.select_related("institution"):
                 inst = node.institution.code if node.institution else "-"
                 self.stdout.write(
-                    f"{node.name:<16} {node.ae_title:<16} {node.host}:{node.port:<6} {inst:<10} {','.join(node.roles)}"
+                    f"{node.name:<16} {node.ae_title:<16} {node.host}:{node.port:<6} "
+                    f"{inst:<10} {','.join(node.roles)}"
                 )

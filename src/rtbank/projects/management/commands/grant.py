@@ -11,7 +11,10 @@ from rtbank.projects.services import grant
 
 
 class Command(RtbankCommand):
-    help = "Give (or renew) a user's permissions on a project: `grant USERNAME PROJECT --permissions P,… --until DATE`."
+    help = (
+        "Give (or renew) a user's permissions on a project: "
+        "`grant USERNAME PROJECT --permissions P,… --until DATE`."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("username")

@@ -18,7 +18,10 @@ def parse_date(value: str) -> dt.date:
 
 
 class Command(RtbankCommand):
-    help = "Projects: `project add CODE --name NAME [--institutions A,B] [--renew-by DATE] [--ae-title AE]`, `project list`."
+    help = (
+        "Projects: `project add CODE --name NAME [--institutions A,B] [--renew-by DATE] [--ae-title AE]`, "
+        "`project list`."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         sub = parser.add_subparsers(dest="action", required=True)

@@ -8,7 +8,10 @@ from rtbank.projects.services import add_user
 
 
 class Command(RtbankCommand):
-    help = "People: `user add USERNAME [--institution CODE] [--role data_manager|uploader] [--site-admin] [--password-stdin]`."
+    help = (
+        "People: `user add USERNAME [--institution CODE] [--role data_manager|uploader] [--site-admin] "
+        "[--password-stdin]`."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
