@@ -93,10 +93,21 @@ def test_returned_plans_get_the_protocols_dvh_metrics_beside_the_cases_own(
     for copy_id, factor in (("1", 1.0), ("2", 1.05)):
         files = copy_files(audit.participants.get(copy_id=copy_id))
         plan = next(f for f in files if f.name.startswith("plan"))
-        plan_uid = pydicom.dcmread(plan, stop_before_pixels=True).SOPInstanceUID
-        # The copy holds every case's plan and dose: take the dose of this plan.
+        plan_ds = pydicom.dcmread(plan, stop_before_pixels=True)
+        # The copy holds every case's plan and dose: take the dose of this plan (some vendors' doses name
+        # the plan's structure set instead of the plan).
+        ours = {plan_ds.SOPInstanceUID, plan_ds.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID}
         doses = [pydicom.dcmread(f) for f in files if f.name.startswith("dose")]
-        ds = next(d for d in doses if d.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID == plan_uid)
+        ds = next(
+            d
+            for d in doses
+            if ours
+            & {
+                r.ReferencedSOPInstanceUID
+                for key in ("ReferencedRTPlanSequence", "ReferencedStructureSetSequence")
+                for r in d.get(key, [])
+            }
+        )
         ds.DoseGridScaling = float(ds.DoseGridScaling) * factor
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         target = scratch / copy_id / "dose.dcm"
