@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def send(port: int, files: list[Path], parallel: int, called: str = "RTBANK") ->
     return time.perf_counter() - started
 
 
-def bench_rtbank(files: list[Path], parallel: int, processes: int, work: Path) -> float:
+def bench_rtbank(files: list[Path], parallel: int, processes: int, work: Path, workers: int = 1) -> float:
     env = RtbankEnv(
         Path(tempfile.mkdtemp(dir=work)),
         {"RTBANK_ALLOW_ANY_AE": "1", "RTBANK_WORK_POLL": "0.05", "RTBANK_SPOOL_RESERVE_MB": "64"},
@@ -84,16 +85,24 @@ def bench_rtbank(files: list[Path], parallel: int, processes: int, work: Path) -
     try:
         env.start("receiver", "receive", "--processes", str(processes))
         wait_for(env.echo, 60, what="receiver")
-        env.start_worker()
+        for n in range(workers):
+            env.start_worker(f"worker-{n + 1}")
         time.sleep(1.0)  # let the worker start (Django import) before the clock runs
         started = time.perf_counter()
         send(env.dicom_port, files, parallel)
-        wait_for(lambda: env.stats()["instances"] >= len(files), 900, 0.2, "indexing")
+        wait_for(lambda: filed(env) >= len(files), 900, 0.05, "indexing")
         elapsed = time.perf_counter() - started
         env.wait_idle()
         return elapsed
     finally:
         env.close()
+
+
+def filed(env: RtbankEnv) -> int:
+    """Current instances in the catalog, read straight from the SQLite file: polling through `rtbank stats`
+    would start a Python process (a core-second of Django start-up) per poll and slow rtbank down itself."""
+    with sqlite3.connect(f"file:{env.home / 'rtbank.sqlite3'}?mode=ro", uri=True, timeout=30) as db:
+        return db.execute("SELECT count(*) FROM catalog_instance WHERE state = 'current'").fetchone()[0]
 
 
 def orthanc_config(folder: Path, dicom_port: int, http_port: int) -> Path:
@@ -164,6 +173,14 @@ def bench_storescp(files: list[Path], parallel: int, work: Path) -> float:
         proc.wait(30)
 
 
+def stop_traced(strace: subprocess.Popen) -> None:
+    """Stop the process under ``strace -c`` (not strace itself, which then writes its summary and exits)."""
+    children = subprocess.run(["pgrep", "-P", str(strace.pid)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        os.kill(int(pid), 9)
+    strace.wait(60)
+
+
 def count_fsyncs(files: list[Path], work: Path) -> dict[str, float]:
     """Untimed: fsync/fdatasync calls per stored instance in the receiver and in the worker."""
     env = RtbankEnv(Path(tempfile.mkdtemp(dir=work)), {"RTBANK_ALLOW_ANY_AE": "1"})
@@ -177,7 +194,7 @@ def count_fsyncs(files: list[Path], work: Path) -> dict[str, float]:
         )
         wait_for(env.echo, 60, what="receiver")
         send(env.dicom_port, files, 1)
-        env.kill("receiver", 15)
+        stop_traced(env.processes["receiver"])
         env.start(
             "worker",
             "worker",
@@ -185,8 +202,7 @@ def count_fsyncs(files: list[Path], work: Path) -> dict[str, float]:
         )
         wait_for(lambda: env.stats()["instances"] >= len(files), 600, 0.5, "indexing")
         env.wait_idle()
-        env.kill("worker", 15)
-        time.sleep(0.5)
+        stop_traced(env.processes["worker"])
         for name, path in traces.items():
             calls = 0
             for line in path.read_text().splitlines():
@@ -218,7 +234,8 @@ def main() -> int:
         rows = []
         for parallel in (1, 4):
             rt = bench_rtbank(files, parallel, 1, work)
-            rt2 = bench_rtbank(files, parallel, 2, work) if parallel > 1 else None
+            # `rtbank up --receivers 2 --workers 2`: two receiver processes on one port, two workers
+            rt2 = bench_rtbank(files, parallel, 2, work, workers=2) if parallel > 1 else None
             orth = bench_orthanc(files, parallel, work)
             scp = bench_storescp(files, parallel, work)
             n = len(files)
@@ -235,12 +252,12 @@ def main() -> int:
                 )
             )
         print(
-            f"{'assoc':>5} {'rtbank':>8} {'rtbank×2':>9} {'Orthanc':>8} {'storescp':>9} "
+            f"{'assoc':>5} {'rtbank':>8} {'rtbank 2+2':>10} {'Orthanc':>8} {'storescp':>9} "
             f"{'rt/Orthanc':>10} {'rt/storescp':>11}   (instances/s)"
         )
         for p, rt, rt2, orth, scp, r1, r2 in rows:
             print(
-                f"{p:>5} {rt:>8.1f} {rt2 if rt2 else float('nan'):>9.1f} {orth:>8.1f} {scp:>9.1f} "
+                f"{p:>5} {rt:>8.1f} {rt2 if rt2 else float('nan'):>10.1f} {orth:>8.1f} {scp:>9.1f} "
                 f"{r1:>10.2f} {r2:>11.2f}"
             )
         fsyncs = count_fsyncs(files[:100], work)

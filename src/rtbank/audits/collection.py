@@ -54,6 +54,10 @@ def recognise(
     UIDs decide first: the participant whose copy's UIDs the object carries most often. Only an object with
     none of them is recognised by a pseudonym in its Patient ID.
     """
+    if not Participant.objects.exists():
+        # No audit has participants, so nothing can be a return: skip walking the object's references
+        # (most of this function's cost, paid for every CT slice that arrives).
+        return None
     keys = keys or InstanceKeys.from_dataset(ds)
     uids = _uids_of(ds, keys)
     rows = list(PseudonymousUid.objects.filter(uid__in=uids).values_list("participant_id", "dataset_id"))
