@@ -363,8 +363,9 @@ def stored_metrics(plan_dvh: PlanDvh) -> dict[int, dict[str, float | None]]:
 
 
 def dvh_progress(plans: Any) -> dict[str, int]:
-    """Plans (an Instance queryset) by DVH progress: calculated, error, queued, failed, waiting for files."""
-    ids = list(plans.values_list("pk", flat=True))
+    """Plans (an Instance queryset, or a list of their ids) by DVH progress: calculated, error, queued,
+    failed, waiting for files."""
+    ids = plans if isinstance(plans, list) else list(plans.values_list("pk", flat=True))
     states = dict(PlanDvh.objects.filter(plan_id__in=ids).values_list("plan_id", "state"))
     keys = [f"plan:{pk}" for pk in ids]
     queued = {

@@ -141,7 +141,11 @@ class Instance(models.Model):
                 name="one_current_version_per_uid",
             )
         ]
-        indexes = [models.Index(fields=["series", "state"], name="instance_series_state_idx")]
+        indexes = [
+            models.Index(fields=["series", "state"], name="instance_series_state_idx"),
+            # RT objects of a set of patients (projects, panels) without reading every image row
+            models.Index(fields=["series", "kind"], name="instance_series_kind_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"instance #{self.pk} ({self.kind})"
