@@ -41,7 +41,7 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", "rtbank.cli", *self.commands[name]], preexec_fn=_die_with_parent
+            [sys.executable, "-m", "rtbank.cli", *self.commands[name]], preexec_fn=die_with_parent
         )
 
     def run(self) -> int:
@@ -70,7 +70,7 @@ class Supervisor:
         return 0
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGTERM when the supervisor dies, so no service outlives a killed `rtbank up`."""
     import ctypes
 

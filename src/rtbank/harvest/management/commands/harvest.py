@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from rtbank.commands import Failure, RtbankCommand
 from rtbank.harvest import jobs, report, services
 from rtbank.harvest.models import HarvestRun, RunState
 from rtbank.harvest.sources import HarvestError, SourceSettings
+from rtbank.services import die_with_parent
 from rtbank.work.worker import Worker
 
 
@@ -116,11 +119,17 @@ class Command(RtbankCommand):
     def _work(self, run: HarvestRun, live: bool) -> bool:
         """Process the run's rows in this process until it is finished, filing what arrives meanwhile.
 
-        One thread walks (finding, steps, verification); it waits on the source during each C-MOVE, while
-        a second thread files what has arrived (ingest rows), so walking and filing overlap.
+        This process walks (finding, steps, verification) and waits on the source during each C-MOVE, while
+        a child worker process files what has arrived (ingest rows): walking and filing overlap, each on a
+        core of its own (a thread would share this interpreter's lock with the walk). The child dies with
+        this process (PR_SET_PDEATHSIG) and a stopped filer loses nothing: its rows go back to the queue.
         """
         worker = Worker(list(jobs.KINDS), poll_s=settings.HARVEST_POLL_S)
-        filer = Worker(["ingest"], poll_s=settings.HARVEST_POLL_S)
+        filer = subprocess.Popen(
+            [sys.executable, "-m", "rtbank.cli", "worker", "--kinds", "ingest"],
+            preexec_fn=die_with_parent,  # only a prctl call between fork and exec
+            stdout=subprocess.DEVNULL,
+        )
         finished = threading.Event()
 
         def watch() -> None:
@@ -145,30 +154,32 @@ class Command(RtbankCommand):
             finally:
                 connections.close_all()
 
-        def file_arrivals() -> None:
-            try:
-                filer.run()
-            finally:
-                connections.close_all()
-
-        threads = [
-            threading.Thread(target=watch, name="harvest-progress", daemon=True),
-            threading.Thread(target=file_arrivals, name="harvest-filer", daemon=True),
-        ]
+        threads = [threading.Thread(target=watch, name="harvest-progress", daemon=True)]
         for thread in threads:
             thread.start()
         try:
             worker.run()
         except KeyboardInterrupt:
             worker.stop.set()
-            filer.stop.set()
             finished.set()
+            _stop(filer)
             return True
         finished.set()
-        filer.stop.set()
+        _stop(filer)
         for thread in threads:
             thread.join(10)
         return False
+
+
+def _stop(filer: subprocess.Popen[bytes]) -> None:
+    """Stop the filing worker: it finishes its batch (or hands it back after its grace period)."""
+    if filer.poll() is None:
+        filer.terminate()
+        try:
+            filer.wait(60)
+        except subprocess.TimeoutExpired:
+            filer.kill()
+            filer.wait()
 
 
 class _Null:
