@@ -1,4 +1,4 @@
-# rtbank: `make run` starts a demo on embedded defaults, `make test` runs every test (SQLite, then PostgreSQL).
+# rtbank: `make run` starts a demo on embedded defaults, `make test` runs every test (SQLite and PostgreSQL passes at once).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
