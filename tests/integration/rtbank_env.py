@@ -121,7 +121,13 @@ class RtbankEnv:
         proc = self.processes.pop(name, None)
         if proc and proc.poll() is None:
             os.killpg(proc.pid, sig)
-            proc.wait(20)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                # A slow graceful stop on a loaded machine is not what these tests check (the worker's
+                # stop has its own test): end it, so one slow teardown does not fail an unrelated test.
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
 
     def stop_all(self) -> None:
         for name in list(self.processes):
