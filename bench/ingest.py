@@ -173,14 +173,6 @@ def bench_storescp(files: list[Path], parallel: int, work: Path) -> float:
         proc.wait(30)
 
 
-def stop_traced(strace: subprocess.Popen) -> None:
-    """Stop the process under ``strace -c`` (not strace itself, which then writes its summary and exits)."""
-    children = subprocess.run(["pgrep", "-P", str(strace.pid)], capture_output=True, text=True).stdout.split()
-    for pid in children:
-        os.kill(int(pid), 9)
-    strace.wait(60)
-
-
 def count_fsyncs(files: list[Path], work: Path) -> dict[str, float]:
     """Untimed: fsync/fdatasync calls per stored instance in the receiver and in the worker."""
     env = RtbankEnv(Path(tempfile.mkdtemp(dir=work)), {"RTBANK_ALLOW_ANY_AE": "1"})
@@ -194,7 +186,7 @@ def count_fsyncs(files: list[Path], work: Path) -> dict[str, float]:
         )
         wait_for(env.echo, 60, what="receiver")
         send(env.dicom_port, files, 1)
-        stop_traced(env.processes["receiver"])
+        env.stop_traced("receiver")
         env.start(
             "worker",
             "worker",
@@ -202,7 +194,7 @@ def count_fsyncs(files: list[Path], work: Path) -> dict[str, float]:
         )
         wait_for(lambda: env.stats()["instances"] >= len(files), 600, 0.5, "indexing")
         env.wait_idle()
-        stop_traced(env.processes["worker"])
+        env.stop_traced("worker")
         for name, path in traces.items():
             calls = 0
             for line in path.read_text().splitlines():

@@ -129,6 +129,16 @@ class RtbankEnv:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(30)
 
+    def stop_traced(self, name: str) -> None:
+        """Stop a service started under ``strace`` by killing the traced process, not strace: a traced
+        shutdown can take long on a loaded machine, and strace writes out its trace and exits once its
+        tracee is gone."""
+        strace = self.processes.pop(name)
+        traced = subprocess.run(["pgrep", "-P", str(strace.pid)], capture_output=True, text=True).stdout
+        for pid in traced.split():
+            os.kill(int(pid), signal.SIGKILL)
+        strace.wait(120)
+
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.kill(name, signal.SIGTERM)

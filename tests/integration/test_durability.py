@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -134,13 +131,7 @@ def test_file_and_directory_are_fsynced_before_the_store_response(
     wait_for(env.echo, 60, what="the traced receiver")
     files = make_slices(tmp_path / "five", 5, "1.2.826.0.1.3680043.10.778")
     assert env.storescu(*files).returncode == 0
-    # Stop the traced receiver, not strace: a traced shutdown can take long on a loaded machine, and
-    # strace writes out its trace and exits once its tracee is gone.
-    strace = env.processes.pop("receiver")
-    traced = subprocess.run(["pgrep", "-P", str(strace.pid)], capture_output=True, text=True).stdout.split()
-    for pid in traced:
-        os.kill(int(pid), signal.SIGKILL)
-    strace.wait(120)
+    env.stop_traced("receiver")
     lines = trace.read_text().splitlines()
     renames = [
         i for i, line in enumerate(lines) if "rename" in line and "/spool/ready/" in line and ".dcm" in line
